@@ -1,0 +1,189 @@
+"""pyredcache benchmarks: ratios against redis-py (with hiredis), same run.
+
+    make bench                      # or: .venv/bin/python bench/run.py
+    python bench/run.py --unix      # over a unix socket instead of TCP
+    python bench/run.py --quick     # fewer rounds, for a smoke test
+
+One private redis-server is started for the run (free loopback port and a
+unix socket in a temp dir, no persistence) and stopped at the end; nothing
+touches a server the machine may run on 6379.
+
+Every figure is the median over several rounds of the time per operation,
+with the contenders interleaved round by round so that machine noise hits
+them alike.  ``ratio`` is the peer's time divided by ours: above 1 means
+pyredcache is faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Callable, Iterator
+
+import redis as redis_py
+
+from pyredcache import Cache, _compat
+
+VALUE = {
+    "id": 12345,
+    "name": "pyredcache",
+    "tags": ["redis", "cache", "c"],
+    "score": 0.875,
+    "ok": True,
+}
+assert 80 <= len(json.dumps(VALUE)) <= 120, len(json.dumps(VALUE))
+
+
+@contextlib.contextmanager
+def private_redis() -> Iterator[tuple[int, str]]:
+    exe = shutil.which("redis-server")
+    if exe is None:
+        sys.exit("bench: redis-server is not installed (make deps installs it)")
+    tmp = tempfile.mkdtemp(prefix="pyredcache-bench-")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sock = os.path.join(tmp, "redis.sock")
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--unixsocket", sock,
+         "--save", "", "--appendonly", "no", "--dir", tmp, "--logfile", ""],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        r = redis_py.Redis(port=port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                r.ping()
+                break
+            except redis_py.ConnectionError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    sys.exit("bench: redis-server did not start")
+                time.sleep(0.02)
+        yield port, sock
+    finally:
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def per_op_us(fn: Callable[[], object], ops_per_call: int, seconds: float) -> float:
+    """Microseconds per operation of fn, timed over about `seconds`."""
+    n = 1
+    while True:  # calibrate
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        dt = time.perf_counter() - t0
+        if dt > seconds / 5:
+            break
+        n *= 2
+    loops = max(1, int(n * seconds / dt))
+    t0 = time.perf_counter()
+    for _ in range(loops):
+        fn()
+    return (time.perf_counter() - t0) / (loops * ops_per_call) * 1e6
+
+
+def measure(contenders: dict[str, Callable[[], object]], ops_per_call: int, rounds: int,
+            seconds: float) -> dict[str, float]:
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    for fn in contenders.values():  # warm up
+        for _ in range(200):
+            fn()
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            samples[name].append(per_op_us(fn, ops_per_call, seconds))
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def make_cache(impl: str, port: int, sock: str, unix: bool) -> Cache:
+    _compat.core = _compat.c_core if impl == "c" else _compat.py_core
+    if unix:
+        return Cache(redis_options={"unix_socket_path": sock}, namespace="bench:")
+    return Cache("127.0.0.1", port, namespace="bench:")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--unix", action="store_true", help="talk over the unix socket")
+    ap.add_argument("--quick", action="store_true", help="short run (smoke test)")
+    args = ap.parse_args()
+    rounds, seconds = (3, 0.05) if args.quick else (7, 0.4)
+    if _compat.c_core is None:
+        sys.exit("bench: the C extension is not built (make build)")
+
+    import hiredis  # noqa: F401  - redis-py must parse with hiredis here
+
+    with private_redis() as (port, sock):
+        if args.unix:
+            r = redis_py.Redis(unix_socket_path=sock)
+        else:
+            r = redis_py.Redis("127.0.0.1", port)
+        parser = "hiredis parser" if redis_py.utils.HIREDIS_AVAILABLE else "pure-Python parser"
+        caches = {impl: make_cache(impl, port, sock, args.unix) for impl in ("c", "python")}
+        _compat.core = _compat.c_core
+
+        decorated = {}
+        for impl, cache in caches.items():
+            @cache.cache(key_prefix="bench.load")
+            def load(user_id: int, kind: str = "profile") -> dict:
+                return VALUE
+            load(1)
+            decorated[impl] = load
+        hit_key = decorated["c"].__pyredcache__.builder((1,), {})
+        assert r.get(hit_key) is not None
+        loads = json.loads
+
+        caches["c"].set("plain", VALUE)
+        keys = ["k%d" % i for i in range(100)]
+        caches["c"].set_many({k: VALUE for k in keys})
+        full_keys = ["bench:" + k for k in keys]
+
+        results = []
+        res = measure({
+            "pyredcache (C)": lambda: decorated["c"](1),
+            "pyredcache (pure)": lambda: decorated["python"](1),
+            "redis-py+hiredis": lambda: loads(r.get(hit_key)),
+        }, 1, rounds, seconds)
+        results.append(("decorated hit", res))
+        res = measure({
+            "pyredcache (C)": lambda: caches["c"].get("plain"),
+            "pyredcache (pure)": lambda: caches["python"].get("plain"),
+            "redis-py+hiredis": lambda: loads(r.get("bench:plain")),
+        }, 1, rounds, seconds)
+        results.append(("get", res))
+        res = measure({
+            "pyredcache (C)": lambda: caches["c"].get_many(*keys),
+            "pyredcache (pure)": lambda: caches["python"].get_many(*keys),
+            "redis-py+hiredis": lambda: [loads(v) for v in r.mget(full_keys)],
+        }, 1, rounds, seconds)
+        results.append(("get_many(100)", res))
+
+    print("pyredcache %s bench: Python %s, redis-py %s (%s), %s, %d-byte JSON value"
+          % (os.environ.get("PYREDCACHE_VERSION", ""), sys.version.split()[0],
+             redis_py.__version__, parser, "unix socket" if args.unix else "TCP loopback",
+             len(json.dumps(VALUE))))
+    print("median of %d rounds; ratio = redis-py time / pyredcache time (>1: pyredcache faster)"
+          % rounds)
+    print()
+    header = "| operation | pyredcache (C) µs | pyredcache (pure) µs | redis-py+hiredis µs | ratio C | ratio pure |"
+    print(header)
+    print("|" + "---|" * 6)
+    for name, res in results:
+        c, p, peer = res["pyredcache (C)"], res["pyredcache (pure)"], res["redis-py+hiredis"]
+        print("| %s | %.2f | %.2f | %.2f | %.2fx | %.2fx |" % (name, c, p, peer, peer / c, peer / p))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1134 @@
+/* Connection: one blocking connection to one Redis server, over hiredis.
+ *
+ * I/O model.  hiredis owns the socket (redisConnectWithTimeout,
+ * redisConnectUnixWithTimeout), the output buffer (redisAppendCommandArgv)
+ * and the protocol reader, whose callbacks (reply.c) build Python objects.
+ * We drive the I/O ourselves so that the GIL is released exactly around
+ * the blocking system calls and never while Python objects are touched:
+ *
+ *     append commands      GIL held   (reads the argument objects)
+ *     redisBufferWrite     GIL released, until the output buffer is empty
+ *     redisReaderGetReply  GIL held   (callbacks create objects)
+ *     redisBufferRead      GIL released, one read(2) into the reader
+ *
+ * A Connection is used by one thread at a time (pools hand each thread its
+ * own); `busy` turns a second concurrent caller into a RuntimeError instead
+ * of a corrupted stream.
+ *
+ * Liveness.  Between commands nothing is expected from the server, so a
+ * readable socket before a command means the server closed it (restart,
+ * CLIENT KILL, idle timeout) or the stream is out of step: it is replaced
+ * before anything is sent, and the command goes to the new connection.
+ * Any error while a command is in flight (timeout, EOF, protocol error,
+ * KeyboardInterrupt) closes the connection: a late reply must never be read
+ * as the answer to the next command.
+ *
+ * Fork.  pyrc_fork_generation is bumped in the child by a pthread_atfork
+ * handler.  A context opened in an older generation belongs to the parent:
+ * the child closes only its own copy of the descriptor and connects anew.
+ * It is the one C global of the module: a counter of this process's forks,
+ * not a Python object.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "module.h"
+#include "reply.h"
+
+#include <structmember.h>
+
+static volatile unsigned long pyrc_fork_generation = 0;
+static int pyrc_atfork_registered = 0;
+
+static void
+pyrc_after_fork_child(void)
+{
+    pyrc_fork_generation++;
+}
+
+typedef struct {
+    PyObject_HEAD
+    pyrc_state *st;
+    redisContext *ctx;          /* NULL while not connected */
+    unsigned long generation;   /* pyrc_fork_generation when ctx was made */
+    int busy;
+    pyrc_reply_ctx rctx;
+
+    /* configuration, read-only after __init__ */
+    PyObject *host;             /* str */
+    int port;
+    PyObject *unix_socket_path; /* str or None */
+    int db;
+    PyObject *username;         /* str or None */
+    PyObject *password;         /* str or None */
+    PyObject *socket_timeout;          /* float or None, seconds */
+    PyObject *socket_connect_timeout;  /* float or None, seconds */
+    struct timeval timeout_tv;         /* {0,0}: wait forever */
+    struct timeval connect_tv;
+    int has_connect_timeout;
+} ConnectionObject;
+
+/* ------------------------------------------------------------------ */
+/* helpers                                                             */
+
+static PyObject *
+describe(ConnectionObject *self)
+{
+    if (self->unix_socket_path != Py_None) {
+        return Py_NewRef(self->unix_socket_path);
+    }
+    return PyUnicode_FromFormat("%U:%d", self->host, self->port);
+}
+
+/* Raise exc_type with "<prefix> <host:port>: <detail>". */
+static void
+raise_for(ConnectionObject *self, PyObject *exc_type, const char *prefix,
+          const char *detail)
+{
+    PyObject *where = describe(self);
+    if (where == NULL) {
+        return;
+    }
+    PyErr_Format(exc_type, "%s %U: %s", prefix, where, detail);
+    Py_DECREF(where);
+}
+
+/* Close the socket and free the context.  The GIL must be held: the
+ * reader may hold a half-built reply made of Python objects. */
+static void
+drop_context(ConnectionObject *self)
+{
+    redisContext *ctx = self->ctx;
+    self->ctx = NULL;
+    if (ctx != NULL) {
+        redisFree(ctx);
+    }
+    pyrc_reply_clear_error(&self->rctx);
+}
+
+static int
+timeout_from_object(PyObject *obj, const char *name, struct timeval *tv,
+                    PyObject **out)
+{
+    if (obj == Py_None) {
+        tv->tv_sec = 0;
+        tv->tv_usec = 0;
+        *out = Py_NewRef(Py_None);
+        return 0;
+    }
+    if (PyBool_Check(obj) || !(PyFloat_Check(obj) || PyLong_Check(obj))) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s must be a number of seconds or None, not %.100s",
+                     name, Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    double secs = PyFloat_AsDouble(obj);
+    if (secs == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (!(secs > 0.0) || secs > 1e9) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s must be > 0 seconds, got %R", name, obj);
+        return -1;
+    }
+    tv->tv_sec = (time_t)secs;
+    tv->tv_usec = (suseconds_t)((secs - (double)tv->tv_sec) * 1e6);
+    if (tv->tv_sec == 0 && tv->tv_usec == 0) {
+        tv->tv_usec = 1; /* {0,0} would mean "forever" to setsockopt */
+    }
+    *out = PyFloat_FromDouble(secs);
+    return *out == NULL ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* argument encoding                                                    */
+
+/* One command argument as bytes for redisAppendCommandArgv.  Numbers are
+ * formatted into `scratch` (32 bytes); other conversions that need memory
+ * leave a new reference in *keep, to be released after the append. */
+static int
+encode_arg(PyObject *arg, const char **ptr, size_t *len, char *scratch,
+           PyObject **keep)
+{
+    PyTypeObject *tp = Py_TYPE(arg);
+    *keep = NULL;
+    if (tp == &PyBytes_Type) {
+        *ptr = PyBytes_AS_STRING(arg);
+        *len = (size_t)PyBytes_GET_SIZE(arg);
+        return 0;
+    }
+    if (tp == &PyUnicode_Type) {
+        Py_ssize_t n;
+        *ptr = PyUnicode_AsUTF8AndSize(arg, &n);
+        if (*ptr == NULL) {
+            return -1;
+        }
+        *len = (size_t)n;
+        return 0;
+    }
+    if (PyBool_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "invalid command argument of type 'bool': convert "
+                        "it to int or str first");
+        return -1;
+    }
+    if (PyLong_Check(arg)) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(arg, &overflow);
+        if (v == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (!overflow) {
+            *len = (size_t)snprintf(scratch, 32, "%lld", v);
+            *ptr = scratch;
+            return 0;
+        }
+        PyObject *s = PyNumber_ToBase(arg, 10);
+        if (s == NULL) {
+            return -1;
+        }
+        *keep = PyUnicode_AsUTF8String(s);
+        Py_DECREF(s);
+        if (*keep == NULL) {
+            return -1;
+        }
+        *ptr = PyBytes_AS_STRING(*keep);
+        *len = (size_t)PyBytes_GET_SIZE(*keep);
+        return 0;
+    }
+    if (PyFloat_Check(arg)) {
+        /* repr(): the shortest string that round-trips */
+        char *s = PyOS_double_to_string(PyFloat_AS_DOUBLE(arg), 'r', 0,
+                                        Py_DTSF_ADD_DOT_0, NULL);
+        if (s == NULL) {
+            return -1;
+        }
+        *keep = PyBytes_FromString(s);
+        PyMem_Free(s);
+        if (*keep == NULL) {
+            return -1;
+        }
+        *ptr = PyBytes_AS_STRING(*keep);
+        *len = (size_t)PyBytes_GET_SIZE(*keep);
+        return 0;
+    }
+    if (PyBytes_Check(arg) || PyByteArray_Check(arg) || PyMemoryView_Check(arg)) {
+        *keep = PyBytes_FromObject(arg);
+        if (*keep == NULL) {
+            return -1;
+        }
+        *ptr = PyBytes_AS_STRING(*keep);
+        *len = (size_t)PyBytes_GET_SIZE(*keep);
+        return 0;
+    }
+    if (PyUnicode_Check(arg)) {
+        Py_ssize_t n;
+        *ptr = PyUnicode_AsUTF8AndSize(arg, &n);
+        if (*ptr == NULL) {
+            return -1;
+        }
+        *len = (size_t)n;
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError,
+                 "invalid command argument of type '%.100s': expected "
+                 "bytes, str, int or float", tp->tp_name);
+    return -1;
+}
+
+/* The encoded form of a whole pipeline, built before anything is appended
+ * to the context so that a bad argument leaves nothing half-written.
+ * Small commands (the hot path: GET key) use the inline arrays and
+ * allocate nothing. */
+#define PYRC_SMALL_ARGS 8
+
+typedef struct {
+    Py_ssize_t ncmds;
+    Py_ssize_t nargs;
+    Py_ssize_t filled;      /* arguments encoded so far */
+    int *argc;              /* per command */
+    const char **argv;      /* all arguments, flat */
+    size_t *argvlen;
+    char *scratch;          /* 32 bytes per argument, for numbers */
+    PyObject *keep;         /* list of objects owning argument memory */
+    int argc_small[1];
+    const char *argv_small[PYRC_SMALL_ARGS];
+    size_t argvlen_small[PYRC_SMALL_ARGS];
+    char scratch_small[32 * PYRC_SMALL_ARGS];
+} encoded_t;
+
+static void
+encoded_free(encoded_t *e)
+{
+    if (e->argc != e->argc_small) {
+        PyMem_Free(e->argc);
+    }
+    if (e->argv != e->argv_small) {
+        PyMem_Free((void *)e->argv);
+    }
+    if (e->argvlen != e->argvlen_small) {
+        PyMem_Free(e->argvlen);
+    }
+    if (e->scratch != e->scratch_small) {
+        PyMem_Free(e->scratch);
+    }
+    e->argc = NULL;
+    e->argv = NULL;
+    e->argvlen = NULL;
+    e->scratch = NULL;
+    Py_CLEAR(e->keep);
+}
+
+/* Size the arrays for ncmds commands of nargs arguments in all. */
+static int
+encoded_init(encoded_t *e, Py_ssize_t ncmds, Py_ssize_t nargs)
+{
+    e->ncmds = ncmds;
+    e->nargs = nargs;
+    e->filled = 0;
+    e->keep = NULL;
+    if (ncmds == 1) {
+        e->argc = e->argc_small;
+    }
+    else {
+        e->argc = PyMem_Malloc(sizeof(int) * (size_t)ncmds);
+    }
+    if (nargs <= PYRC_SMALL_ARGS) {
+        e->argv = e->argv_small;
+        e->argvlen = e->argvlen_small;
+        e->scratch = e->scratch_small;
+    }
+    else {
+        e->argv = PyMem_Malloc(sizeof(char *) * (size_t)nargs);
+        e->argvlen = PyMem_Malloc(sizeof(size_t) * (size_t)nargs);
+        e->scratch = PyMem_Malloc(32 * (size_t)nargs);
+    }
+    if (e->argc == NULL || e->argv == NULL || e->argvlen == NULL || e->scratch == NULL) {
+        encoded_free(e);
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* Encode command number i from its n argument objects. */
+static int
+encoded_add(encoded_t *e, Py_ssize_t i, PyObject *const *items, Py_ssize_t n)
+{
+    e->argc[i] = (int)n;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        Py_ssize_t k = e->filled++;
+        PyObject *keep;
+        if (encode_arg(items[j], &e->argv[k], &e->argvlen[k],
+                       e->scratch + 32 * k, &keep) < 0) {
+            return -1;
+        }
+        if (keep != NULL) {
+            if (e->keep == NULL && (e->keep = PyList_New(0)) == NULL) {
+                Py_DECREF(keep);
+                return -1;
+            }
+            int rc = PyList_Append(e->keep, keep);
+            Py_DECREF(keep);
+            if (rc < 0) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Encode one command given as an argument vector. */
+static int
+encode_argv(encoded_t *e, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (encoded_init(e, 1, nargs) < 0) {
+        return -1;
+    }
+    if (encoded_add(e, 0, args, nargs) < 0) {
+        encoded_free(e);
+        return -1;
+    }
+    return 0;
+}
+
+/* Encode `ncmds` commands, each a sequence of arguments (seqs: a list of
+ * PySequence_Fast results, kept alive by the caller until the append). */
+static int
+encode_commands(encoded_t *e, PyObject *seqs)
+{
+    Py_ssize_t ncmds = PyList_GET_SIZE(seqs), nargs = 0;
+    for (Py_ssize_t i = 0; i < ncmds; i++) {
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(PyList_GET_ITEM(seqs, i));
+        if (n == 0) {
+            PyErr_SetString(PyExc_ValueError,
+                            "a command needs at least one argument (its name)");
+            return -1;
+        }
+        if (n > INT_MAX || nargs > PY_SSIZE_T_MAX / 64 - n) {
+            PyErr_SetString(PyExc_ValueError, "too many command arguments");
+            return -1;
+        }
+        nargs += n;
+    }
+    if (encoded_init(e, ncmds, nargs) < 0) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < ncmds; i++) {
+        PyObject *seq = PyList_GET_ITEM(seqs, i);
+        if (encoded_add(e, i, PySequence_Fast_ITEMS(seq),
+                        PySequence_Fast_GET_SIZE(seq)) < 0) {
+            encoded_free(e);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Turn an iterable of commands into a list of PySequence_Fast objects. */
+static PyObject *
+command_sequences(PyObject *commands)
+{
+    PyObject *seq = PySequence_Fast(commands, "commands must be an iterable of commands");
+    if (seq == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject *seqs = PyList_New(n);
+    if (seqs == NULL) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *cmd;
+        if (PyUnicode_Check(item) || PyBytes_Check(item)) {
+            PyErr_SetString(PyExc_TypeError,
+                            "each command must be a sequence of arguments "
+                            "(a tuple or list), not a string");
+            goto error;
+        }
+        cmd = PySequence_Fast(item,
+            "each command must be a sequence of arguments (a tuple or list)");
+        if (cmd == NULL) {
+            goto error;
+        }
+        PyList_SET_ITEM(seqs, i, cmd);
+    }
+    Py_DECREF(seq);
+    return seqs;
+error:
+    Py_DECREF(seq);
+    Py_DECREF(seqs);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* I/O                                                                  */
+
+/* Map a failed hiredis call to an exception, close the connection. */
+static void
+raise_io_error(ConnectionObject *self, int err, int saved_errno,
+               const char *errstr)
+{
+    pyrc_state *st = self->st;
+    char detail[160];
+    snprintf(detail, sizeof(detail), "%s", errstr);
+    drop_context(self);
+    int timed_out = (err == REDIS_ERR_IO &&
+                     (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK));
+#ifdef REDIS_ERR_TIMEOUT
+    timed_out = timed_out || err == REDIS_ERR_TIMEOUT;
+#endif
+    if (timed_out) {
+        PyObject *where = describe(self);
+        if (where != NULL) {
+            PyErr_Format(st->TimeoutError,
+                         "Timeout reading from %U after %R seconds",
+                         where, self->socket_timeout);
+            Py_DECREF(where);
+        }
+    }
+    else if (err == REDIS_ERR_PROTOCOL) {
+        raise_for(self, st->ProtocolError, "Protocol error from", detail);
+    }
+    else if (err == REDIS_ERR_EOF) {
+        raise_for(self, st->ConnectionError, "Server closed the connection:", detail);
+    }
+    else if (err == REDIS_ERR_OOM) {
+        PyErr_NoMemory();
+    }
+    else {
+        raise_for(self, st->ConnectionError, "Error while talking to", detail);
+    }
+}
+
+/* Write the whole output buffer. 0, or -1 with an exception set. */
+static int
+flush_output(ConnectionObject *self)
+{
+    redisContext *ctx = self->ctx;
+    int done = 0, rc = REDIS_OK, saved_errno = 0;
+    Py_BEGIN_ALLOW_THREADS
+    do {
+        rc = redisBufferWrite(ctx, &done);
+    } while (rc == REDIS_OK && !done);
+    saved_errno = errno;
+    Py_END_ALLOW_THREADS
+    if (rc != REDIS_OK) {
+        raise_io_error(self, ctx->err, saved_errno, ctx->errstr);
+        return -1;
+    }
+    return 0;
+}
+
+/* Read one whole reply.  Returns a new reference, or NULL with an
+ * exception set (and the connection closed).  A callback exception is
+ * left in self->rctx for the caller: the reply itself was read whole. */
+static PyObject *
+read_reply(ConnectionObject *self)
+{
+    redisContext *ctx = self->ctx;
+    void *reply = NULL;
+    for (;;) {
+        if (redisReaderGetReply(ctx->reader, &reply) != REDIS_OK) {
+            raise_io_error(self, REDIS_ERR_PROTOCOL, 0, ctx->reader->errstr);
+            return NULL;
+        }
+        if (reply != NULL) {
+            return (PyObject *)reply;
+        }
+        int rc, saved_errno;
+        Py_BEGIN_ALLOW_THREADS
+        rc = redisBufferRead(ctx);
+        saved_errno = errno;
+        Py_END_ALLOW_THREADS
+        if (rc != REDIS_OK) {
+            raise_io_error(self, ctx->err, saved_errno, ctx->errstr);
+            return NULL;
+        }
+        /* A signal (EINTR) makes redisBufferRead return with nothing read;
+         * let Python handlers run, and abandon the reply if one raised. */
+        if (PyErr_CheckSignals() < 0) {
+            drop_context(self);
+            return NULL;
+        }
+    }
+}
+
+/* Send encoded commands and read one reply each.  The context must be
+ * connected.  Returns a new list, or NULL with an exception set. */
+static PyObject *
+roundtrip(ConnectionObject *self, encoded_t *e)
+{
+    redisContext *ctx = self->ctx;
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < e->ncmds; i++) {
+        if (redisAppendCommandArgv(ctx, e->argc[i], e->argv + k,
+                                   e->argvlen + k) != REDIS_OK) {
+            /* only fails on out-of-memory; part of the pipeline may be in
+             * the output buffer, so the connection cannot be reused */
+            drop_context(self);
+            PyErr_NoMemory();
+            return NULL;
+        }
+        k += e->argc[i];
+    }
+    if (flush_output(self) < 0) {
+        return NULL;
+    }
+    PyObject *replies = PyList_New(e->ncmds);
+    if (replies == NULL) {
+        drop_context(self);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < e->ncmds; i++) {
+        PyObject *reply = read_reply(self);
+        if (reply == NULL) {
+            Py_DECREF(replies);
+            return NULL;
+        }
+        PyList_SET_ITEM(replies, i, reply);
+    }
+    /* Every reply was read, so the stream is in step even if a callback
+     * failed (out of memory building an object): raise that now. */
+    if (pyrc_reply_take_error(&self->rctx) < 0) {
+        Py_DECREF(replies);
+        return NULL;
+    }
+    return replies;
+}
+
+/* Run commands during connect() (AUTH, SELECT); error replies raise. */
+static int
+handshake_command(ConnectionObject *self, PyObject *cmd)
+{
+    encoded_t e;
+    if (encode_argv(&e, PySequence_Fast_ITEMS(cmd), PyTuple_GET_SIZE(cmd)) < 0) {
+        return -1;
+    }
+    PyObject *replies = roundtrip(self, &e);
+    encoded_free(&e);
+    if (replies == NULL) {
+        return -1;
+    }
+    PyObject *reply = PyList_GET_ITEM(replies, 0);
+    if (PyObject_TypeCheck(reply, (PyTypeObject *)self->st->ResponseError)) {
+        PyErr_SetObject((PyObject *)Py_TYPE(reply), reply);
+        Py_DECREF(replies);
+        return -1;
+    }
+    Py_DECREF(replies);
+    return 0;
+}
+
+static int
+do_connect(ConnectionObject *self)
+{
+    redisContext *ctx;
+    drop_context(self);
+
+    const char *path = NULL, *host = NULL;
+    if (self->unix_socket_path != Py_None) {
+        path = PyUnicode_AsUTF8(self->unix_socket_path);
+        if (path == NULL) {
+            return -1;
+        }
+    }
+    else {
+        host = PyUnicode_AsUTF8(self->host);
+        if (host == NULL) {
+            return -1;
+        }
+    }
+    /* The strings belong to self->host / self->unix_socket_path, which
+     * live as long as self; no Python object is touched below. */
+    int port = self->port, has_tv = self->has_connect_timeout;
+    struct timeval tv = self->connect_tv;
+    Py_BEGIN_ALLOW_THREADS
+    if (path != NULL) {
+        ctx = has_tv ? redisConnectUnixWithTimeout(path, tv) : redisConnectUnix(path);
+    }
+    else {
+        ctx = has_tv ? redisConnectWithTimeout(host, port, tv) : redisConnect(host, port);
+    }
+    Py_END_ALLOW_THREADS
+    if (ctx == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (ctx->err) {
+        char detail[160];
+        snprintf(detail, sizeof(detail), "%s", ctx->errstr);
+        redisFree(ctx);
+        raise_for(self, self->st->ConnectionError, "Error connecting to", detail);
+        return -1;
+    }
+    redisReader *reader = pyrc_reader_create(&self->rctx);
+    if (reader == NULL) {
+        redisFree(ctx);
+        PyErr_NoMemory();
+        return -1;
+    }
+    redisReaderFree(ctx->reader);
+    ctx->reader = reader;
+    if (redisSetTimeout(ctx, self->timeout_tv) != REDIS_OK) {
+        char detail[160];
+        snprintf(detail, sizeof(detail), "%s", ctx->errstr);
+        redisFree(ctx);
+        raise_for(self, self->st->ConnectionError, "Error configuring", detail);
+        return -1;
+    }
+    self->ctx = ctx;
+    self->generation = pyrc_fork_generation;
+
+    PyObject *cmd = NULL;
+    if (self->password != Py_None) {
+        if (self->username != Py_None) {
+            cmd = Py_BuildValue("(sOO)", "AUTH", self->username, self->password);
+        }
+        else {
+            cmd = Py_BuildValue("(sO)", "AUTH", self->password);
+        }
+        if (cmd == NULL || handshake_command(self, cmd) < 0) {
+            goto error;
+        }
+        Py_CLEAR(cmd);
+    }
+    if (self->db != 0) {
+        cmd = Py_BuildValue("(si)", "SELECT", self->db);
+        if (cmd == NULL || handshake_command(self, cmd) < 0) {
+            goto error;
+        }
+        Py_CLEAR(cmd);
+    }
+    return 0;
+error:
+    Py_XDECREF(cmd);
+    drop_context(self);
+    return -1;
+}
+
+/* Make sure a live context of this process is there. */
+static int
+ensure_connected(ConnectionObject *self)
+{
+    if (self->ctx != NULL) {
+        if (self->generation != pyrc_fork_generation) {
+            /* made by the parent before fork(): close our copy only */
+            drop_context(self);
+        }
+        else {
+            struct pollfd pfd = {.fd = self->ctx->fd, .events = POLLIN};
+            int n = poll(&pfd, 1, 0);
+            if (n == 0) {
+                return 0; /* quiet: alive as far as we can tell */
+            }
+            /* readable (EOF or stray bytes), hung up, or poll failed */
+            drop_context(self);
+        }
+    }
+    return do_connect(self);
+}
+
+static int
+enter(ConnectionObject *self)
+{
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Connection is in use by another thread; give each "
+                        "thread its own connection (a pool does)");
+        return -1;
+    }
+    self->busy = 1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Python methods                                                       */
+
+PyDoc_STRVAR(execute_command_doc,
+"execute_command($self, /, *args)\n"
+"--\n"
+"\n"
+"Send one command and return its decoded reply.\n"
+"\n"
+"args: the command name and its arguments; each bytes, str (sent as\n"
+"UTF-8), int or float.  Returns bytes (bulk and status replies), int, list\n"
+"or None.  Raises ResponseError for an error reply, ConnectionError when\n"
+"the server cannot be reached or drops the connection, TimeoutError when no\n"
+"reply comes within socket_timeout seconds, TypeError for an argument of\n"
+"another type (nothing is sent then).");
+
+static PyObject *
+Connection_execute_command(ConnectionObject *self, PyObject *const *args,
+                           Py_ssize_t nargs)
+{
+    if (nargs == 0) {
+        PyErr_SetString(PyExc_TypeError,
+                        "execute_command() needs at least the command name");
+        return NULL;
+    }
+    encoded_t e;
+    if (encode_argv(&e, args, nargs) < 0) {
+        return NULL;
+    }
+    PyObject *replies = NULL, *reply = NULL;
+    if (enter(self) < 0) {
+        encoded_free(&e);
+        return NULL;
+    }
+    if (ensure_connected(self) == 0) {
+        replies = roundtrip(self, &e);
+    }
+    self->busy = 0;
+    encoded_free(&e);
+    if (replies == NULL) {
+        return NULL;
+    }
+    reply = Py_NewRef(PyList_GET_ITEM(replies, 0));
+    Py_DECREF(replies);
+    if (PyObject_TypeCheck(reply, (PyTypeObject *)self->st->ResponseError)) {
+        PyErr_SetObject((PyObject *)Py_TYPE(reply), reply);
+        Py_DECREF(reply);
+        return NULL;
+    }
+    return reply;
+}
+
+PyDoc_STRVAR(pipeline_doc,
+"pipeline($self, commands, /)\n"
+"--\n"
+"\n"
+"Write all commands at once and return their replies, in order.\n"
+"\n"
+"commands: an iterable of commands, each a sequence (tuple or list) of\n"
+"arguments as for execute_command().  Returns a list with one reply per\n"
+"command; an error reply takes its slot as a ResponseError instance\n"
+"instead of being raised.  One round trip, whatever the number of\n"
+"commands.  Raises ConnectionError, TimeoutError as execute_command() does;\n"
+"TypeError or ValueError for a malformed command, before anything is sent.");
+
+static PyObject *
+Connection_pipeline(ConnectionObject *self, PyObject *commands)
+{
+    PyObject *seqs = command_sequences(commands);
+    if (seqs == NULL) {
+        return NULL;
+    }
+    if (PyList_GET_SIZE(seqs) == 0) {
+        return seqs;
+    }
+    encoded_t e;
+    int rc = encode_commands(&e, seqs);
+    if (rc < 0) {
+        Py_DECREF(seqs);
+        return NULL;
+    }
+    PyObject *replies = NULL;
+    if (enter(self) < 0) {
+        encoded_free(&e);
+        return NULL;
+    }
+    if (ensure_connected(self) == 0) {
+        replies = roundtrip(self, &e);
+    }
+    self->busy = 0;
+    encoded_free(&e);
+    Py_DECREF(seqs);
+    return replies;
+}
+
+PyDoc_STRVAR(connect_doc,
+"connect($self, /)\n"
+"--\n"
+"\n"
+"Open the socket now (it is otherwise opened on first use), closing any\n"
+"open one.  Raises ConnectionError when the server cannot be reached within\n"
+"socket_connect_timeout seconds, ResponseError when AUTH or SELECT fails.");
+
+static PyObject *
+Connection_connect(ConnectionObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (enter(self) < 0) {
+        return NULL;
+    }
+    int rc = do_connect(self);
+    self->busy = 0;
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(close_doc,
+"close($self, /)\n"
+"--\n"
+"\n"
+"Close the socket; the next command opens a new one.");
+
+static PyObject *
+Connection_close(ConnectionObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (enter(self) < 0) {
+        return NULL;
+    }
+    drop_context(self);
+    self->busy = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Connection_get_connected(ConnectionObject *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(self->ctx != NULL &&
+                           self->generation == pyrc_fork_generation);
+}
+
+static PyObject *
+Connection_repr(ConnectionObject *self)
+{
+    PyObject *where = describe(self);
+    if (where == NULL) {
+        return NULL;
+    }
+    PyObject *r = PyUnicode_FromFormat("<pyredcache._core.Connection %U db=%d>",
+                                       where, self->db);
+    Py_DECREF(where);
+    return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* construction and GC                                                  */
+
+static int
+Connection_init(ConnectionObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {
+        "host", "port", "unix_socket_path", "db", "username", "password",
+        "socket_timeout", "socket_connect_timeout", NULL,
+    };
+    PyObject *host = NULL, *port = NULL, *unix_path = Py_None, *db = NULL;
+    PyObject *username = Py_None, *password = Py_None;
+    PyObject *timeout = Py_None, *connect_timeout = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO$OOOOOO:Connection", kwlist,
+                                     &host, &port, &unix_path, &db, &username,
+                                     &password, &timeout, &connect_timeout)) {
+        return -1;
+    }
+    if (self->ctx != NULL || self->host != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Connection is already initialised");
+        return -1;
+    }
+    if (host == NULL) {
+        host = PyUnicode_FromString("localhost");
+        if (host == NULL) {
+            return -1;
+        }
+    }
+    else if (!PyUnicode_Check(host)) {
+        PyErr_Format(PyExc_TypeError, "host must be str, not %.100s",
+                     Py_TYPE(host)->tp_name);
+        return -1;
+    }
+    else {
+        Py_INCREF(host);
+    }
+    self->host = host;
+
+    long port_v = 6379;
+    if (port != NULL) {
+        if (PyBool_Check(port) || !PyLong_Check(port)) {
+            PyErr_Format(PyExc_TypeError, "port must be int, not %.100s",
+                         Py_TYPE(port)->tp_name);
+            return -1;
+        }
+        port_v = PyLong_AsLong(port);
+        if (port_v == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            port_v = -1;
+        }
+        if (port_v < 1 || port_v > 65535) {
+            PyErr_Format(PyExc_ValueError,
+                         "port must be an int in 1..65535, got %R", port);
+            return -1;
+        }
+    }
+    self->port = (int)port_v;
+
+    if (unix_path != Py_None && !PyUnicode_Check(unix_path)) {
+        PyErr_Format(PyExc_TypeError, "unix_socket_path must be str or None, not %.100s",
+                     Py_TYPE(unix_path)->tp_name);
+        return -1;
+    }
+    self->unix_socket_path = Py_NewRef(unix_path);
+
+    long db_v = 0;
+    if (db != NULL) {
+        if (PyBool_Check(db) || !PyLong_Check(db)) {
+            PyErr_Format(PyExc_TypeError, "db must be int, not %.100s",
+                         Py_TYPE(db)->tp_name);
+            return -1;
+        }
+        db_v = PyLong_AsLong(db);
+        if (db_v == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+        }
+        if (db_v < 0 || db_v > INT_MAX) {
+            PyErr_Format(PyExc_ValueError, "db must be a non-negative int, got %R", db);
+            return -1;
+        }
+    }
+    self->db = (int)db_v;
+
+    if (username != Py_None && !PyUnicode_Check(username)) {
+        PyErr_SetString(PyExc_TypeError, "username must be str or None");
+        return -1;
+    }
+    if (password != Py_None && !PyUnicode_Check(password)) {
+        PyErr_SetString(PyExc_TypeError, "password must be str or None");
+        return -1;
+    }
+    if (username != Py_None && password == Py_None) {
+        PyErr_SetString(PyExc_ValueError, "username needs a password");
+        return -1;
+    }
+    self->username = Py_NewRef(username);
+    self->password = Py_NewRef(password);
+
+    if (timeout_from_object(timeout, "socket_timeout", &self->timeout_tv,
+                            &self->socket_timeout) < 0) {
+        return -1;
+    }
+    if (timeout_from_object(connect_timeout, "socket_connect_timeout",
+                            &self->connect_tv, &self->socket_connect_timeout) < 0) {
+        return -1;
+    }
+    self->has_connect_timeout = connect_timeout != Py_None;
+    return 0;
+}
+
+static PyObject *
+Connection_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    (void)args;
+    (void)kwds;
+    ConnectionObject *self = (ConnectionObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->st = pyrc_state_from_type(type);
+    self->rctx.st = self->st;
+    self->rctx.exc = NULL;
+    return (PyObject *)self;
+}
+
+static int
+Connection_traverse(ConnectionObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->host);
+    Py_VISIT(self->unix_socket_path);
+    Py_VISIT(self->username);
+    Py_VISIT(self->password);
+    Py_VISIT(self->socket_timeout);
+    Py_VISIT(self->socket_connect_timeout);
+    Py_VISIT(self->rctx.exc);
+    return 0;
+}
+
+static int
+Connection_clear(ConnectionObject *self)
+{
+    /* The reader may hold Python objects (a half-read reply); free it
+     * before the rest. */
+    drop_context(self);
+    Py_CLEAR(self->host);
+    Py_CLEAR(self->unix_socket_path);
+    Py_CLEAR(self->username);
+    Py_CLEAR(self->password);
+    Py_CLEAR(self->socket_timeout);
+    Py_CLEAR(self->socket_connect_timeout);
+    Py_CLEAR(self->rctx.exc);
+    return 0;
+}
+
+static void
+Connection_dealloc(ConnectionObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    (void)Connection_clear(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef Connection_methods[] = {
+    {"execute_command", (PyCFunction)(void (*)(void))Connection_execute_command,
+     METH_FASTCALL, execute_command_doc},
+    {"pipeline", (PyCFunction)Connection_pipeline, METH_O, pipeline_doc},
+    {"connect", (PyCFunction)Connection_connect, METH_NOARGS, connect_doc},
+    {"close", (PyCFunction)Connection_close, METH_NOARGS, close_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef Connection_members[] = {
+    {"host", T_OBJECT, offsetof(ConnectionObject, host), READONLY,
+     "Server host name or address (str)."},
+    {"port", T_INT, offsetof(ConnectionObject, port), READONLY,
+     "Server TCP port (int)."},
+    {"unix_socket_path", T_OBJECT, offsetof(ConnectionObject, unix_socket_path),
+     READONLY, "Path of the server's unix socket (str), or None for TCP."},
+    {"db", T_INT, offsetof(ConnectionObject, db), READONLY,
+     "Database number selected on connect (int)."},
+    {"username", T_OBJECT, offsetof(ConnectionObject, username), READONLY,
+     "ACL user name for AUTH (str or None)."},
+    {"socket_timeout", T_OBJECT, offsetof(ConnectionObject, socket_timeout),
+     READONLY, "Seconds to wait for a reply (float), or None for ever."},
+    {"socket_connect_timeout", T_OBJECT,
+     offsetof(ConnectionObject, socket_connect_timeout), READONLY,
+     "Seconds to wait for the connection (float), or None for the OS's limit."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyGetSetDef Connection_getset[] = {
+    {"connected", (getter)Connection_get_connected, NULL,
+     "True while a socket opened by this process is open.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyDoc_STRVAR(Connection_doc,
+"Connection(host='localhost', port=6379, *, unix_socket_path=None, db=0, "
+"username=None, password=None, socket_timeout=None, "
+"socket_connect_timeout=None)\n"
+"--\n"
+"\n"
+"One connection to one Redis server, over hiredis.\n"
+"\n"
+"Timeouts are in seconds (float); None waits for ever.  The socket is\n"
+"opened on first use (AUTH and SELECT are sent then) and opened again when\n"
+"the server dropped it (restart, CLIENT KILL, idle timeout).  The GIL is\n"
+"released while waiting on the socket.  A connection serves one thread at\n"
+"a time: a second thread using it concurrently gets RuntimeError.  In a\n"
+"forked child the parent's socket is never used.");
+
+static PyType_Slot Connection_slots[] = {
+    {Py_tp_doc, (void *)Connection_doc},
+    {Py_tp_new, Connection_new},
+    {Py_tp_init, Connection_init},
+    {Py_tp_dealloc, Connection_dealloc},
+    {Py_tp_traverse, Connection_traverse},
+    {Py_tp_clear, Connection_clear},
+    {Py_tp_repr, Connection_repr},
+    {Py_tp_methods, Connection_methods},
+    {Py_tp_members, Connection_members},
+    {Py_tp_getset, Connection_getset},
+    {0, NULL},
+};
+
+static PyType_Spec Connection_spec = {
+    .name = "pyredcache._core.Connection",
+    .basicsize = sizeof(ConnectionObject),
+    /* not a base type: PyType_GetModuleState needs the exact type */
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = Connection_slots,
+};
+
+int
+pyrc_connection_exec(PyObject *module, pyrc_state *st)
+{
+    if (!pyrc_atfork_registered) {
+        if (pthread_atfork(NULL, NULL, pyrc_after_fork_child) != 0) {
+            PyErr_SetString(PyExc_OSError, "pthread_atfork failed");
+            return -1;
+        }
+        pyrc_atfork_registered = 1;
+    }
+    st->ConnectionType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        module, &Connection_spec, NULL);
+    if (st->ConnectionType == NULL) {
+        return -1;
+    }
+    if (PyModule_AddType(module, st->ConnectionType) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+int
+pyrc_connection_traverse(pyrc_state *st, visitproc visit, void *arg)
+{
+    Py_VISIT(st->ConnectionType);
+    return 0;
+}
+
+void
+pyrc_connection_clear(pyrc_state *st)
+{
+    Py_CLEAR(st->ConnectionType);
+}

@@ -1,0 +1,72 @@
+/* pyredcache._core: shared declarations.
+ *
+ * Every Python object the extension keeps lives in one module-state struct
+ * (pyrc_state).  Each part of the core (connection, codec, keys) owns one
+ * sub-struct of it and exports an exec/traverse/clear trio that module.c
+ * calls; nothing is kept in C globals except the fork generation counter
+ * (a plain integer, see connection.c).
+ */
+#ifndef PYRC_MODULE_H
+#define PYRC_MODULE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#if PY_VERSION_HEX < 0x030A0000
+static inline PyObject *
+Py_NewRef(PyObject *o)
+{
+    Py_INCREF(o);
+    return o;
+}
+#endif
+
+#include "codec.h"
+#include "keys.h"
+
+typedef struct {
+    /* Exception classes, imported from pyredcache.exceptions. */
+    PyObject *PyRedCacheError;
+    PyObject *ConnectionError;
+    PyObject *TimeoutError;
+    PyObject *ResponseError;
+    PyObject *ProtocolError;
+    PyObject *SerializationError;
+
+    /* Heap types. */
+    PyTypeObject *ConnectionType;
+
+    pyrc_codec_state codec;
+    pyrc_keys_state keys;
+} pyrc_state;
+
+extern PyModuleDef pyrc_moduledef;
+
+static inline pyrc_state *
+pyrc_get_state(PyObject *module)
+{
+    return (pyrc_state *)PyModule_GetState(module);
+}
+
+/* Module state of an instance of one of our (non-subclassable) heap types. */
+static inline pyrc_state *
+pyrc_state_from_type(PyTypeObject *tp)
+{
+    return (pyrc_state *)PyType_GetModuleState(tp);
+}
+
+/* Per-part hooks called by module.c. exec returns 0 or -1 with an
+ * exception set. */
+int pyrc_connection_exec(PyObject *module, pyrc_state *st);
+int pyrc_connection_traverse(pyrc_state *st, visitproc visit, void *arg);
+void pyrc_connection_clear(pyrc_state *st);
+
+int pyrc_codec_exec(PyObject *module, pyrc_state *st);
+int pyrc_codec_traverse(pyrc_state *st, visitproc visit, void *arg);
+void pyrc_codec_clear(pyrc_state *st);
+
+int pyrc_keys_exec(PyObject *module, pyrc_state *st);
+int pyrc_keys_traverse(pyrc_state *st, visitproc visit, void *arg);
+void pyrc_keys_clear(pyrc_state *st);
+
+#endif /* PYRC_MODULE_H */

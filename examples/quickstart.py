@@ -1,0 +1,73 @@
+"""rc's quick start, on pyredcache.
+
+Run it with ``python examples/quickstart.py``.  It uses the Redis at
+``$REDIS_URL`` when that is set (its keys live under the namespace
+``pyredcache-example:`` and are deleted at the end), and otherwise a private
+``redis-server`` started for the run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pyredcache
+from pyredcache import Cache
+from pyredcache.server import EmbeddedRedis
+
+loads = []
+
+
+def load_from_database(name: str, offset: int) -> dict:
+    """Stands in for a slow query; counts how often it really runs."""
+    loads.append((name, offset))
+    return {"name": name, "offset": offset, "rows": list(range(offset, offset + 3))}
+
+
+def quickstart(url: str) -> None:
+    cache = Cache.from_url(url, namespace="pyredcache-example:")
+
+    # A simple example.
+    assert cache.set("key", "value")
+    assert cache.get("key") == "value"
+    assert cache.get("foo") is None
+    assert cache.set("list", [1])
+    assert cache.get("list") == [1]
+
+    # The cache decorator.
+    @cache.cache()
+    def load(name, offset):
+        return load_from_database(name, offset)
+
+    rv = load("name", offset=10)
+    assert rv == {"name": "name", "offset": 10, "rows": [10, 11, 12]}
+    assert load("name", 10) == rv  # the same call, spelled differently: a hit
+    assert len(loads) == 1
+
+    # Batch fetch.
+    assert cache.get_many("key", "foo") == ["value", None]
+
+    # Cache invalidation.
+    assert cache.delete("key")
+    assert cache.get("key") is None
+    assert cache.invalidate(load, "name", offset=10)
+    assert load("name", offset=10) == rv
+    assert len(loads) == 2  # recomputed after invalidate
+
+    cache.delete_many("list", "foo")
+    cache.invalidate(load, "name", offset=10)
+    print("quick start: all checks passed on the %s core" % pyredcache.implementation)
+
+
+def main() -> int:
+    url = os.environ.get("REDIS_URL")
+    if url:
+        quickstart(url)
+    else:
+        with EmbeddedRedis() as server:
+            quickstart(server.url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""pyredcache: a Redis caching toolkit whose hot paths are C over hiredis.
+
+Re-exports only; see the submodules for the code.
+"""
+
+from ._compat import implementation
+from .cache import NO_VALUE, BaseCache, Cache
+from .client import Client
+from .exceptions import (
+    ConnectionError,
+    ProtocolError,
+    PyRedCacheError,
+    ResponseError,
+    SerializationError,
+    TimeoutError,
+)
+from .serializers import BaseSerializer, JSONSerializer, PickleSerializer
+from .testing import NullCache
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "implementation",
+    "BaseCache",
+    "Cache",
+    "NullCache",
+    "NO_VALUE",
+    "Client",
+    "BaseSerializer",
+    "JSONSerializer",
+    "PickleSerializer",
+    "PyRedCacheError",
+    "ConnectionError",
+    "TimeoutError",
+    "ProtocolError",
+    "ResponseError",
+    "SerializationError",
+]

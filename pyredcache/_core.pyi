@@ -1,0 +1,47 @@
+"""Type stub for pyredcache._core (the C extension) and its pure twin
+pyredcache._core_py, which export the same names."""
+
+from typing import Any, Iterable, Sequence
+
+implementation: str
+
+class Connection:
+    host: str
+    port: int
+    unix_socket_path: str | None
+    db: int
+    username: str | None
+    socket_timeout: float | None
+    socket_connect_timeout: float | None
+    def __init__(
+        self,
+        host: str = ...,
+        port: int = ...,
+        *,
+        unix_socket_path: str | None = ...,
+        db: int = ...,
+        username: str | None = ...,
+        password: str | None = ...,
+        socket_timeout: float | None = ...,
+        socket_connect_timeout: float | None = ...,
+    ) -> None: ...
+    @property
+    def connected(self) -> bool: ...
+    def connect(self) -> None: ...
+    def close(self) -> None: ...
+    def execute_command(self, *args: bytes | str | int | float) -> Any: ...
+    def pipeline(self, commands: Iterable[Sequence[bytes | str | int | float]]) -> list[Any]: ...
+
+def dumps(obj: Any, canonical: bool = ...) -> bytes: ...
+def loads(data: bytes | bytearray | memoryview) -> Any: ...
+
+class KeyBuilder:
+    def __init__(
+        self,
+        prefix: bytes,
+        names: tuple[str, ...],
+        kinds: tuple[int, ...],
+        defaults: tuple[Any, ...],
+        drop_first: bool,
+    ) -> None: ...
+    def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes: ...

@@ -1,0 +1,404 @@
+"""Cache objects: get/set by key, batch get/set, and the function decorator.
+
+The API is rc's (``BaseCache``, ``Cache``), with its documented
+limitations removed: decorated calls are keyed on the arguments bound to
+the function's signature, so ``f(1, 2)`` and ``f(1, b=2)`` share one entry;
+keys come from a canonical encoding of the argument values (never
+``str()``, ``repr()`` or ``hash()``), so they are equal in every process;
+and a cached ``None`` is a hit.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from typing import Any, Callable, Iterable, Mapping, TypeVar
+
+from . import _compat
+from .client import Client, parse_url, set_command
+from .exceptions import SerializationError
+from .serializers import BaseSerializer, JSONSerializer
+
+__all__ = ["BaseCache", "Cache", "NO_VALUE"]
+
+log = logging.getLogger("pyredcache")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _NoValue:
+    """The type of :data:`NO_VALUE`."""
+
+    _instance = None
+
+    def __new__(cls) -> "_NoValue":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NO_VALUE"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self) -> str:
+        return "NO_VALUE"
+
+
+#: What :meth:`BaseCache.get` returns for a miss when asked to
+#: (``cache.get(key, NO_VALUE)``), to tell a miss from a cached ``None``.
+NO_VALUE = _NoValue()
+
+#: The default expiry of rc: three days, in seconds.
+DEFAULT_EXPIRE = 3 * 24 * 3600
+
+# Connection options that redis_options may carry, on top of Cache's own.
+_REDIS_OPTIONS = frozenset(
+    {"unix_socket_path", "username", "socket_connect_timeout", "max_idle_connections"}
+)
+
+
+class BaseCache:
+    """Base class of the cache systems: everything but the client.
+
+    :param namespace: a prefix added to every key (str), e.g. ``"models:"``;
+        keys are ``namespace + key``.
+    :param serializer_cls: the serializer class (a :class:`BaseSerializer`
+        subclass); one instance is made.  Default :class:`JSONSerializer`.
+    :param default_expire: seconds a value lives when ``set`` is given no
+        ``expire``: an int or float > 0, or ``None`` for no expiry.  Default
+        259200 (three days).
+    :param bypass_values: return values the decorator hands back without
+        storing, compared by type and equality (``bypass_values=[None]``
+        does not cache ``None`` results but does cache ``0`` and ``False``).
+    """
+
+    def __init__(
+        self,
+        namespace: str | None = None,
+        serializer_cls: type[BaseSerializer] | None = None,
+        default_expire: float | None = DEFAULT_EXPIRE,
+        bypass_values: Iterable[Any] = (),
+    ) -> None:
+        if namespace is not None and not isinstance(namespace, str):
+            raise TypeError("namespace must be str or None, not %s" % type(namespace).__name__)
+        self.namespace = namespace or ""
+        if serializer_cls is None:
+            serializer_cls = JSONSerializer
+        if not (isinstance(serializer_cls, type) or callable(serializer_cls)):
+            raise TypeError("serializer_cls must be a serializer class")
+        self.serializer_cls = serializer_cls
+        self.serializer = serializer_cls()
+        if default_expire is not None:
+            set_command("k", b"", default_expire)  # validates: > 0 seconds
+        self.default_expire = default_expire
+        self.bypass_values = list(bypass_values)
+        self._core = _compat.core
+
+    # -- the client --------------------------------------------------------------
+
+    def get_client(self) -> Any:
+        """Return the client this cache talks to."""
+        raise NotImplementedError
+
+    @functools.cached_property
+    def client(self) -> Any:
+        """The client this cache talks to (made once by :meth:`get_client`)."""
+        return self.get_client()
+
+    # -- keys and values ---------------------------------------------------------
+
+    def _key(self, key: str | bytes) -> str | bytes:
+        if type(key) is str:
+            return self.namespace + key
+        if type(key) is bytes:
+            return self.namespace.encode("utf-8") + key
+        raise TypeError("cache keys must be str or bytes, not %s" % type(key).__name__)
+
+    def _expire(self, expire: float | None) -> float | None:
+        return self.default_expire if expire is None else expire
+
+    def _decode(self, raw: bytes | None, default: Any = None) -> Any:
+        if raw is None:
+            return default
+        return self.serializer.loads(raw)
+
+    def _bypass(self, value: Any) -> bool:
+        for b in self.bypass_values:
+            if type(b) is type(value) and (b is value or b == value):
+                return True
+        return False
+
+    # -- the rc API --------------------------------------------------------------
+
+    def get(self, key: str | bytes, default: Any = None) -> Any:
+        """Return the value cached at key, or ``default`` (``None``) on a miss.
+
+        Pass :data:`NO_VALUE` as ``default`` to tell a miss from a cached
+        ``None``.  Raises
+        :class:`~pyredcache.exceptions.SerializationError` when the stored
+        bytes cannot be decoded, ConnectionError/TimeoutError when Redis
+        cannot be reached.
+        """
+        return self._decode(self.client.get(self._key(key)), default)
+
+    def set(self, key: str | bytes, value: Any, expire: float | None = None) -> bool:
+        """Store value at key for ``expire`` seconds (``default_expire`` when
+        None).  Returns True when stored.
+
+        Raises :class:`~pyredcache.exceptions.SerializationError` naming the
+        type when the value cannot be encoded; nothing is written then.
+        """
+        data = self.serializer.dumps(value)
+        return self.client.execute_command(
+            *set_command(self._key(key), data, self._expire(expire))
+        ) == b"OK"
+
+    def delete(self, key: str | bytes) -> bool:
+        """Delete key; True when it existed."""
+        return self.client.delete(self._key(key)) == 1
+
+    def get_many(self, *keys: str | bytes) -> list:
+        """Return the values of keys in order, ``None`` for each miss.
+
+        One round trip (MGET).
+        """
+        if not keys:
+            return []
+        raws = self.client.mget([self._key(k) for k in keys])
+        loads = self.serializer.loads
+        return [None if raw is None else loads(raw) for raw in raws]
+
+    def set_many(self, mapping: Mapping[Any, Any], expire: float | None = None) -> bool:
+        """Store every key/value of mapping for ``expire`` seconds; True when
+        all were stored.
+
+        One round trip (a pipeline of SETs).  Every value is encoded before
+        anything is sent: one that cannot be encoded raises
+        SerializationError and nothing is written.
+        """
+        if not isinstance(mapping, Mapping):
+            raise TypeError("mapping must be a mapping, not %s" % type(mapping).__name__)
+        if not mapping:
+            return True
+        ex = self._expire(expire)
+        dumps = self.serializer.dumps
+        commands = [set_command(self._key(k), dumps(v), ex) for k, v in mapping.items()]
+        replies = self.client.pipeline_execute(commands)
+        return all(r == b"OK" for r in replies)
+
+    def delete_many(self, *keys: str | bytes) -> bool:
+        """Delete keys in one round trip (DEL); True when every one of them
+        existed."""
+        if not keys:
+            return True
+        full = {self._key(k) for k in keys}
+        return self.client.delete(*full) == len(full)
+
+    # -- the decorator -----------------------------------------------------------
+
+    def cache(
+        self,
+        key_prefix: str | None = None,
+        expire: float | None = None,
+        include_self: bool = False,
+    ) -> Callable[[F], F]:
+        """Decorator caching a function's results, keyed on its arguments.
+
+        ::
+
+            @cache.cache()
+            def load(name, offset):
+                return load_from_database(name, offset)
+
+        The key is ``namespace + (key_prefix or module.qualname) + ":" +`` a
+        32-hex-digit BLAKE2b digest of the canonical encoding of the
+        arguments bound to the signature (defaults applied), so
+        ``load("a", 1)`` and ``load("a", offset=1)`` are one entry, and
+        ``load(1)`` and ``load("1")`` two.  Arguments must be values the
+        key encoding knows (None, bool, int, float, str, bytes, and
+        tuples, lists, dicts, sets of them, among others) or objects with
+        a ``__cache_key__()`` method returning one; anything else raises
+        TypeError naming the argument.
+
+        :param key_prefix: replaces ``module.qualname`` in the key (str).
+        :param expire: seconds results live (default: the cache's
+            ``default_expire``).
+        :param include_self: by default the first argument of a function
+            whose first parameter is named ``self`` or ``cls`` is left out
+            of the key, so all instances share entries; True keys on it
+            too (it then needs a ``__cache_key__()`` method).
+
+        A cached ``None`` is a hit.  Results in ``bypass_values`` are
+        returned but not stored.  A result that cannot be serialized raises
+        SerializationError (the function ran; nothing was stored).  A stored
+        value that cannot be decoded is logged, recomputed and overwritten.
+        """
+        if key_prefix is not None and not isinstance(key_prefix, str):
+            raise TypeError("key_prefix must be str or None")
+        if expire is not None:
+            set_command("k", b"", expire)  # validates now, not on first call
+
+        def decorator(f: F) -> F:
+            builder = _key_builder(self, f, key_prefix, include_self)
+            ex = self._expire(expire)
+            client = self.client
+            serializer = self.serializer
+            loads, dumps = serializer.loads, serializer.dumps
+            bypass = self._bypass
+
+            @functools.wraps(f)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                key = builder(args, kwargs)
+                raw = client.get(key)
+                if raw is not None:
+                    try:
+                        return loads(raw)
+                    except SerializationError as exc:
+                        log.warning("pyredcache: recomputing %r: %s", key, exc)
+                rv = f(*args, **kwargs)
+                if not bypass(rv):
+                    client.execute_command(*set_command(key, dumps(rv), ex))
+                return rv
+
+            wrapper.__pyredcache__ = _Decorated(self, builder)  # type: ignore[attr-defined]
+            return wrapper  # type: ignore[return-value]
+
+        return decorator
+
+    def invalidate(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
+        """Delete the cached result of ``func(*args, **kwargs)``.
+
+        ``func`` is a function decorated by this cache's :meth:`cache`.
+        Arguments are bound as for the call, so any spelling of the same
+        call (positional or keyword) invalidates the same entry.  Returns
+        True when an entry was deleted.  Raises TypeError when func is not
+        decorated by this cache.
+        """
+        info = getattr(func, "__pyredcache__", None)
+        if not isinstance(info, _Decorated) or info.cache is not self:
+            raise TypeError("%r is not a function decorated by this cache" % (func,))
+        return self.client.delete(info.builder(args, kwargs)) == 1
+
+
+class _Decorated:
+    """What a decorated function remembers: its cache and key builder."""
+
+    __slots__ = ("cache", "builder")
+
+    def __init__(self, cache: BaseCache, builder: Any) -> None:
+        self.cache = cache
+        self.builder = builder
+
+
+def _key_builder(cache: BaseCache, f: Callable[..., Any], key_prefix: str | None,
+                 include_self: bool) -> Any:
+    if not callable(f):
+        raise TypeError("@cache.cache() decorates functions, not %s" % type(f).__name__)
+    try:
+        sig = inspect.signature(f)
+    except (TypeError, ValueError) as exc:
+        raise TypeError("cannot read the signature of %r: %s" % (f, exc)) from None
+    params = list(sig.parameters.values())
+    if key_prefix is None:
+        module = getattr(f, "__module__", None) or "__main__"
+        qualname = getattr(f, "__qualname__", None) or getattr(f, "__name__", None)
+        if qualname is None:
+            raise TypeError("%r has no __qualname__: pass key_prefix" % (f,))
+        key_prefix = "%s.%s" % (module, qualname)
+    drop_first = bool(
+        not include_self
+        and params
+        and params[0].name in ("self", "cls")
+        and params[0].kind in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD)
+    )
+    prefix = (cache.namespace + key_prefix + ":").encode("utf-8")
+    return cache._core.KeyBuilder(
+        prefix,
+        tuple(p.name for p in params),
+        tuple(int(p.kind) for p in params),
+        tuple(p.default for p in params),
+        drop_first,
+    )
+
+
+class Cache(BaseCache):
+    """A cache on one Redis server.
+
+    :param host: server host name or address (str).
+    :param port: server TCP port (int).
+    :param db: database number (int).
+    :param password: password for AUTH (str or None).
+    :param socket_timeout: seconds to wait for a reply (float or None for
+        ever); past it TimeoutError is raised.
+    :param namespace: prefix added to every key (str).
+    :param serializer_cls: serializer class; default JSONSerializer.
+    :param default_expire: seconds a value lives when no expire is given
+        (None: no expiry); default 259200 (three days).
+    :param redis_options: more connection options (dict): ``username``,
+        ``unix_socket_path`` (connect over a unix socket instead of TCP),
+        ``socket_connect_timeout`` (seconds), ``max_idle_connections``.
+        Unknown names raise TypeError.
+    :param bypass_values: results the decorator does not store.
+
+    Nothing connects until the first command.  An unreachable server then
+    raises ConnectionError (within ``socket_connect_timeout`` seconds when
+    set).
+    """
+
+    def __init__(
+        self,
+        host: str = "localhost",
+        port: int = 6379,
+        db: int = 0,
+        password: str | None = None,
+        socket_timeout: float | None = None,
+        namespace: str | None = None,
+        serializer_cls: type[BaseSerializer] | None = None,
+        default_expire: float | None = DEFAULT_EXPIRE,
+        redis_options: Mapping[str, Any] | None = None,
+        bypass_values: Iterable[Any] = (),
+    ) -> None:
+        super().__init__(namespace, serializer_cls, default_expire, bypass_values)
+        options = dict(redis_options or {})
+        unknown = set(options) - _REDIS_OPTIONS
+        if unknown:
+            raise TypeError(
+                "unknown redis_options: %s (known: %s)"
+                % (", ".join(sorted(unknown)), ", ".join(sorted(_REDIS_OPTIONS)))
+            )
+        self.host = host
+        self.port = port
+        self.db = db
+        self.password = password
+        self.socket_timeout = socket_timeout
+        self.redis_options = options
+        # Build the client now so bad options fail here, not on first use.
+        self.__dict__["client"] = Client(
+            host, port, db=db, password=password, socket_timeout=socket_timeout, **options
+        )
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> "Cache":
+        """Make a Cache from a URL: ``redis://[[user]:password@]host[:port][/db]``
+        or ``unix:///path/to/socket?db=N``.
+
+        Keyword arguments are Cache's own (namespace, serializer_cls, ...).
+        Raises ValueError for a malformed URL.
+        """
+        options = parse_url(url)
+        own = {k: options.pop(k) for k in ("host", "port", "db", "password", "socket_timeout")
+               if k in options}
+        redis_options = dict(kwargs.pop("redis_options", None) or {})
+        redis_options.update(options)
+        return cls(**own, redis_options=redis_options, **kwargs)
+
+    def get_client(self) -> Client:
+        """Return the :class:`~pyredcache.client.Client` this cache uses."""
+        return self.client
+
+    def __repr__(self) -> str:
+        return "<pyredcache.Cache %r namespace=%r>" % (self.client, self.namespace)
+

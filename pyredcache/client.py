@@ -1,0 +1,285 @@
+"""Clients: the one object a feature talks to, whatever the topology.
+
+A client moves commands and replies; it knows nothing of caching.  This
+module has :class:`Client`, for one Redis server, over a pool of core
+connections (``pyredcache._core.Connection`` or its pure twin).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from typing import Any, Iterable, Sequence
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from . import _compat
+
+__all__ = ["Client", "parse_url"]
+
+#: Options a :class:`Client` accepts besides host and port, with their types.
+CONNECTION_OPTIONS = (
+    "unix_socket_path",
+    "db",
+    "username",
+    "password",
+    "socket_timeout",
+    "socket_connect_timeout",
+)
+
+_URL_QUERY_OPTIONS = {"db": int, "socket_timeout": float, "socket_connect_timeout": float}
+
+
+def parse_url(url: str) -> dict[str, Any]:
+    """Parse a Redis URL into :class:`Client` keyword arguments.
+
+    Accepted forms:
+
+    * ``redis://[[user]:password@]host[:port][/db]``
+    * ``unix:///path/to/socket[?db=N]``
+
+    Both may carry ``?db=N``, ``socket_timeout=S`` and
+    ``socket_connect_timeout=S`` (seconds) in the query string.  User name
+    and password are percent-decoded.
+
+    Raises :class:`ValueError` naming the problem for anything else: an
+    unknown scheme (``rediss://``: TLS is not supported by the C core yet),
+    a bad port or db, a path that is not a db number, an unknown query
+    option.
+    """
+    if not isinstance(url, str):
+        raise TypeError("url must be str, not %s" % type(url).__name__)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError("malformed Redis URL %r: %s" % (url, exc)) from None
+    scheme = parts.scheme.lower()
+    kwargs: dict[str, Any] = {}
+    if parts.username:
+        kwargs["username"] = unquote(parts.username)
+    if parts.password is not None:
+        kwargs["password"] = unquote(parts.password)
+    if kwargs.get("username") is not None and "password" not in kwargs:
+        # redis://secret@host: a lone user part is the password (AUTH pass)
+        kwargs["password"] = kwargs.pop("username")
+    if scheme == "redis":
+        if not parts.hostname:
+            raise ValueError("malformed Redis URL %r: no host" % url)
+        kwargs["host"] = unquote(parts.hostname)
+        if port is not None:
+            kwargs["port"] = port
+        path = parts.path.strip("/")
+        if path:
+            if not path.isdigit():
+                raise ValueError(
+                    "malformed Redis URL %r: the path must be a db number, got %r" % (url, path)
+                )
+            kwargs["db"] = int(path)
+    elif scheme == "unix":
+        if not parts.path:
+            raise ValueError("malformed Redis URL %r: no socket path" % url)
+        if parts.hostname not in (None, "", "localhost"):
+            raise ValueError(
+                "malformed Redis URL %r: write unix:///absolute/path (three slashes)" % url
+            )
+        kwargs["unix_socket_path"] = unquote(parts.path)
+    elif scheme == "rediss":
+        raise ValueError("rediss:// (TLS) URLs are not supported yet: %r" % url)
+    else:
+        raise ValueError(
+            "malformed Redis URL %r: the scheme must be redis:// or unix://" % url
+        )
+    try:
+        query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError:
+        raise ValueError("malformed Redis URL %r: bad query string" % url) from None
+    for name, values in query.items():
+        conv = _URL_QUERY_OPTIONS.get(name)
+        if conv is None:
+            raise ValueError("malformed Redis URL %r: unknown option %r" % (url, name))
+        try:
+            value = conv(values[-1])
+        except ValueError:
+            raise ValueError(
+                "malformed Redis URL %r: %s must be a number, got %r" % (url, name, values[-1])
+            ) from None
+        if name == "db" and "db" in kwargs and kwargs["db"] != value:
+            raise ValueError("malformed Redis URL %r: two different db numbers" % url)
+        kwargs[name] = value
+    if kwargs.get("db", 0) < 0:
+        raise ValueError("malformed Redis URL %r: db must be >= 0" % url)
+    return kwargs
+
+
+class Client:
+    """A client for one Redis server.
+
+    ``Client(host='localhost', port=6379, *, unix_socket_path=None, db=0,
+    username=None, password=None, socket_timeout=None,
+    socket_connect_timeout=None, max_idle_connections=64)``
+
+    Commands go through a pool of core connections: each call takes one
+    (or opens one), uses it, and puts it back, so a client is safe to share
+    between threads.  At most ``max_idle_connections`` idle connections are
+    kept; the others are closed when returned.  Timeouts are in seconds.
+
+    Errors: :class:`~pyredcache.exceptions.ConnectionError` when the server
+    cannot be reached, :class:`~pyredcache.exceptions.TimeoutError` when a
+    reply takes longer than ``socket_timeout`` seconds,
+    :class:`~pyredcache.exceptions.ResponseError` for an error reply.
+    """
+
+    def __init__(
+        self,
+        host: str = "localhost",
+        port: int = 6379,
+        *,
+        unix_socket_path: str | None = None,
+        db: int = 0,
+        username: str | None = None,
+        password: str | None = None,
+        socket_timeout: float | None = None,
+        socket_connect_timeout: float | None = None,
+        max_idle_connections: int = 64,
+    ) -> None:
+        if type(max_idle_connections) is not int or max_idle_connections < 1:
+            raise ValueError("max_idle_connections must be an int >= 1")
+        self._connection_class = _compat.core.Connection
+        self.connection_kwargs: dict[str, Any] = dict(
+            host=host,
+            port=port,
+            unix_socket_path=unix_socket_path,
+            db=db,
+            username=username,
+            password=password,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_connect_timeout,
+        )
+        # Validate now (bad types and ranges raise here, not on first use).
+        first = self._connection_class(**self.connection_kwargs)
+        self._pool: collections.deque = collections.deque([first], maxlen=max_idle_connections)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> "Client":
+        """Build a client from a URL (see :func:`parse_url`); keyword
+        arguments override what the URL says."""
+        options = parse_url(url)
+        options.update(kwargs)
+        return cls(**options)
+
+    def __repr__(self) -> str:
+        kw = self.connection_kwargs
+        where = kw["unix_socket_path"] or "%s:%s" % (kw["host"], kw["port"])
+        return "<pyredcache.Client %s db=%d>" % (where, kw["db"])
+
+    # -- the pool ----------------------------------------------------------------
+
+    def _acquire(self):
+        try:
+            return self._pool.pop()
+        except IndexError:
+            return self._connection_class(**self.connection_kwargs)
+
+    def close(self) -> None:
+        """Close every idle connection; the client stays usable."""
+        while True:
+            try:
+                conn = self._pool.pop()
+            except IndexError:
+                return
+            conn.close()
+
+    # -- commands -----------------------------------------------------------------
+
+    def execute_command(self, *args: Any) -> Any:
+        """Run one command; return its reply (bytes, int, list or None)."""
+        conn = self._acquire()
+        try:
+            return conn.execute_command(*args)
+        finally:
+            self._pool.append(conn)
+
+    def pipeline_execute(self, commands: Iterable[Sequence[Any]]) -> list:
+        """Run many commands in one round trip; return their replies in
+        order, error replies as ResponseError instances in their slots."""
+        conn = self._acquire()
+        try:
+            return conn.pipeline(commands)
+        finally:
+            self._pool.append(conn)
+
+    def ping(self) -> bool:
+        """PING the server; True when it answers PONG."""
+        return self.execute_command("PING") == b"PONG"
+
+    def get(self, key: str | bytes) -> bytes | None:
+        """GET: the value at key, or None."""
+        conn = self._acquire()
+        try:
+            return conn.execute_command("GET", key)
+        finally:
+            self._pool.append(conn)
+
+    def mget(self, keys: Sequence[str | bytes]) -> list:
+        """MGET: the values at keys, in order, None where missing."""
+        if not keys:
+            return []
+        return self.execute_command("MGET", *keys)
+
+    def set(self, key: str | bytes, value: bytes, ex: float | None = None) -> bool:
+        """SET key value [EX seconds | PX milliseconds]; True when stored.
+
+        ``ex`` is in seconds: an int goes out as EX, a float as PX rounded
+        to the millisecond.
+        """
+        return self.execute_command(*set_command(key, value, ex)) == b"OK"
+
+    def delete(self, *keys: str | bytes) -> int:
+        """DEL: the number of keys that existed and were removed."""
+        if not keys:
+            return 0
+        return self.execute_command("DEL", *keys)
+
+    def exists(self, *keys: str | bytes) -> int:
+        """EXISTS: how many of the keys exist."""
+        return self.execute_command("EXISTS", *keys)
+
+    def ttl(self, key: str | bytes) -> int:
+        """TTL in seconds; -1 without expiry, -2 when the key is missing."""
+        return self.execute_command("TTL", key)
+
+    def scan_iter(self, match: str | None = None, count: int = 1000):
+        """Iterate over the keys (bytes) with SCAN, optionally MATCHing a
+        glob pattern."""
+        cursor = b"0"
+        while True:
+            args: list[Any] = ["SCAN", cursor]
+            if match is not None:
+                args += ["MATCH", match]
+            args += ["COUNT", count]
+            cursor, keys = self.execute_command(*args)
+            yield from keys
+            if cursor == b"0":
+                return
+
+    def flushdb(self) -> bool:
+        """FLUSHDB: delete every key of the selected database."""
+        return self.execute_command("FLUSHDB") == b"OK"
+
+
+def set_command(key: Any, value: Any, ex: float | None) -> tuple:
+    """The SET command storing value at key, expiring after ``ex`` seconds
+    (None: never).  Raises ValueError for an expiry that is not positive."""
+    if ex is None:
+        return ("SET", key, value)
+    if type(ex) is int:
+        if ex <= 0:
+            raise ValueError("expire must be > 0 seconds, got %r" % (ex,))
+        return ("SET", key, value, "EX", ex)
+    if isinstance(ex, bool) or not isinstance(ex, (int, float)):
+        raise TypeError("expire must be a number of seconds, not %s" % type(ex).__name__)
+    if not (ex > 0 and math.isfinite(ex)):
+        raise ValueError("expire must be > 0 seconds, got %r" % (ex,))
+    ms = max(1, round(ex * 1000))
+    return ("SET", key, value, "PX", ms)
+

@@ -1,0 +1,59 @@
+"""The exceptions pyredcache raises.
+
+One hierarchy, rooted at :class:`PyRedCacheError`.  The C core
+(``pyredcache._core``) raises these same classes, so ``except`` clauses work
+whichever implementation is in use.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PyRedCacheError",
+    "ConnectionError",
+    "TimeoutError",
+    "ProtocolError",
+    "ResponseError",
+    "SerializationError",
+]
+
+
+class PyRedCacheError(Exception):
+    """Base class of every error pyredcache raises on purpose."""
+
+
+class ConnectionError(PyRedCacheError):  # noqa: A001 - the name Redis users know
+    """The server could not be reached, refused the connection, or dropped it.
+
+    Raised when connecting fails (refused, unreachable, or no answer within
+    ``socket_connect_timeout`` seconds) and when an established socket breaks
+    while a command is in flight.  The connection is closed; the next command
+    on it connects again.
+    """
+
+
+class TimeoutError(PyRedCacheError):  # noqa: A001
+    """No reply arrived within ``socket_timeout`` seconds.
+
+    The connection is closed, since the late reply would otherwise be read
+    as the answer to the next command.
+    """
+
+
+class ProtocolError(ConnectionError):
+    """The server sent bytes that are not valid RESP; the connection is closed."""
+
+
+class ResponseError(PyRedCacheError):
+    """The server answered with an error reply (``-ERR ...``, ``-WRONGTYPE ...``).
+
+    In a pipeline's results an error reply takes its slot as an instance of
+    this class instead of being raised, so the other replies are kept.
+    """
+
+
+class SerializationError(PyRedCacheError):
+    """A value could not be encoded, or stored bytes could not be decoded.
+
+    Raised before anything is written when encoding fails; the message names
+    the offending type.
+    """

@@ -1,0 +1,52 @@
+"""Caches for tests: :class:`NullCache` caches nothing."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from .cache import BaseCache
+
+__all__ = ["NullCache"]
+
+
+class NullCache(BaseCache):
+    """A cache that stores nothing, for unit tests (rc's ``NullCache``).
+
+    ``get`` always misses (returns ``default``, ``None`` unless given),
+    ``set`` and ``delete`` report success, ``get_many`` returns a ``None``
+    per key, and decorated functions run on every call.  It never talks to
+    Redis and accepts (and ignores) any constructor arguments.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+
+    def get_client(self) -> None:
+        return None
+
+    def get(self, key: str | bytes, default: Any = None) -> Any:
+        return default
+
+    def set(self, key: str | bytes, value: Any, expire: float | None = None) -> bool:
+        return True
+
+    def delete(self, key: str | bytes) -> bool:
+        return True
+
+    def get_many(self, *keys: str | bytes) -> list:
+        return [None] * len(keys)
+
+    def set_many(self, mapping: Mapping[Any, Any], expire: float | None = None) -> bool:
+        return True
+
+    def delete_many(self, *keys: str | bytes) -> bool:
+        return True
+
+    def cache(self, key_prefix: str | None = None, expire: float | None = None,
+              include_self: bool = False) -> Callable[[Any], Any]:
+        def decorator(f: Any) -> Any:
+            return f
+        return decorator
+
+    def invalidate(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
+        return True

@@ -1,0 +1,648 @@
+"""Cache: the rc API and the decorator, on a real redis-server, over both
+core implementations."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from pyredcache import (
+    NO_VALUE,
+    Cache,
+    ConnectionError,
+    JSONSerializer,
+    NullCache,
+    PickleSerializer,
+    SerializationError,
+)
+
+
+@pytest.fixture
+def cache(impl, redis_server, redis_url):
+    return Cache(redis_server.host, redis_server.port)
+
+
+@pytest.fixture
+def r(redis_server):
+    return redis_server.client()
+
+
+class CountingClient:
+    """Wraps a Client and counts the calls that reach the server."""
+
+    def __init__(self, client):
+        self.client = client
+        self.calls = []
+
+    def __getattr__(self, name):
+        attr = getattr(self.client, name)
+        if name in ("execute_command", "pipeline_execute", "get", "mget", "delete"):
+            def counted(*args, **kwargs):
+                self.calls.append(name)
+                return attr(*args, **kwargs)
+            return counted
+        return attr
+
+
+# -- rc's quick start and the basic API -------------------------------------------
+
+
+def test_rc_quickstart(cache):
+    assert cache.set("key", "value")
+    assert cache.get("key") == "value"
+    assert cache.get("foo") is None
+    assert cache.set("list", [1])
+    assert cache.get("list") == [1]
+    assert cache.get_many("key", "foo") == ["value", None]
+
+
+def test_values_go_through_the_serializer(cache, r):
+    cache.set("k", {"a": [1, 2.5, None, "x"]})
+    assert json.loads(r.get("k")) == {"a": [1, 2.5, None, "x"]}
+
+
+def test_none_is_a_value_and_no_value_tells_a_miss(cache):
+    cache.set("n", None)
+    assert cache.get("n", NO_VALUE) is None
+    assert cache.get("missing", NO_VALUE) is NO_VALUE
+    assert cache.get("missing", 5) == 5
+
+
+def test_namespace_prefixes_every_key(impl, redis_server, redis_url, r):
+    c = Cache(redis_server.host, redis_server.port, namespace="models:")
+    c.set("a", 1)
+    c.set_many({"b": 2, "c": 3})
+    assert sorted(r.keys()) == [b"models:a", b"models:b", b"models:c"]
+    assert c.get_many("a", "b", "c", "d") == [1, 2, 3, None]
+    assert c.delete("a") is True
+    assert c.delete_many("b", "c") is True
+    assert r.keys() == []
+
+
+def test_expiry(impl, redis_server, redis_url, r):
+    c = Cache(redis_server.host, redis_server.port, default_expire=100)
+    c.set("default", 1)
+    c.set("one-hour", 1, expire=3600)
+    c.set("fraction", 1, expire=2.5)
+    c.set_many({"m": 1}, expire=50)
+    assert 90 < r.ttl("default") <= 100
+    assert 3590 < r.ttl("one-hour") <= 3600
+    assert 2000 < r.pttl("fraction") <= 2500
+    assert 40 < r.ttl("m") <= 50
+    forever = Cache(redis_server.host, redis_server.port, default_expire=None)
+    forever.set("p", 1)
+    assert r.ttl("p") == -1
+
+
+def test_default_expire_is_rcs_three_days(cache, r):
+    cache.set("k", 1)
+    assert 259100 < r.ttl("k") <= 259200
+
+
+@pytest.mark.parametrize("expire", [0, -1, float("nan"), float("inf")])
+def test_bad_expire(cache, expire):
+    with pytest.raises(ValueError):
+        cache.set("k", 1, expire=expire)
+
+
+def test_bad_expire_type(cache):
+    with pytest.raises(TypeError):
+        cache.set("k", 1, expire="10")
+
+
+def test_delete(cache):
+    cache.set("k", 1)
+    assert cache.delete("k") is True
+    assert cache.delete("k") is False
+    assert cache.get("k") is None
+
+
+def test_get_many_is_one_round_trip(cache):
+    cache.set_many({"k%d" % i: i for i in range(50)})
+    counting = CountingClient(cache.client)
+    cache.__dict__["client"] = counting
+    keys = ["k%d" % i for i in range(0, 60, 3)]
+    assert cache.get_many(*keys) == [i if i < 50 else None for i in range(0, 60, 3)]
+    assert counting.calls == ["mget"]
+
+
+def test_set_many_is_one_round_trip(cache):
+    counting = CountingClient(cache.client)
+    cache.__dict__["client"] = counting
+    assert cache.set_many({"a": 1, "b": [2], "c": None}) is True
+    assert counting.calls == ["pipeline_execute"]
+    assert cache.delete_many("a", "b", "c", "zz") is False
+    assert counting.calls == ["pipeline_execute", "delete"]
+
+
+def test_empty_batches_do_nothing(cache):
+    counting = CountingClient(cache.client)
+    cache.__dict__["client"] = counting
+    assert cache.get_many() == []
+    assert cache.set_many({}) is True
+    assert cache.delete_many() is True
+    assert counting.calls == []
+
+
+def test_key_types(cache):
+    cache.set(b"bk", 1)
+    assert cache.get(b"bk") == 1
+    with pytest.raises(TypeError):
+        cache.set(1, 1)
+
+
+def test_get_client(cache):
+    client = cache.get_client()
+    assert client is cache.client
+    assert client.ping() is True
+    assert client.execute_command("SET", "raw", "1") == b"OK"
+
+
+# -- serialization errors -----------------------------------------------------------
+
+
+class Unserializable:
+    pass
+
+
+def test_unencodable_value_raises_and_writes_nothing(cache, r):
+    with pytest.raises(SerializationError, match="Unserializable"):
+        cache.set("k", Unserializable())
+    with pytest.raises(SerializationError, match="Unserializable"):
+        cache.set_many({"a": 1, "b": Unserializable()})
+    assert r.keys() == []
+
+
+def test_undecodable_value_raises(cache, r):
+    r.set("k", b"\xff not json")
+    with pytest.raises(SerializationError):
+        cache.get("k")
+
+
+def test_pickle_serializer(impl, redis_server, redis_url):
+    c = Cache(redis_server.host, redis_server.port, serializer_cls=PickleSerializer)
+    value = {"t": (1, 2), "s": {3}, "b": b"\x00"}
+    c.set("k", value)
+    assert c.get("k") == value
+
+
+def test_json_serializer_is_the_default(cache):
+    assert isinstance(cache.serializer, JSONSerializer)
+
+
+# -- the decorator ------------------------------------------------------------------
+
+
+def test_decorator_caches(cache):
+    calls = []
+
+    @cache.cache()
+    def load(name, offset):
+        calls.append((name, offset))
+        return {"name": name, "offset": offset}
+
+    assert load("name", 10) == {"name": "name", "offset": 10}
+    assert load("name", 10) == {"name": "name", "offset": 10}
+    assert calls == [("name", 10)]
+    assert load.__name__ == "load"
+
+
+def test_positional_and_keyword_calls_share_an_entry(cache):
+    calls = []
+
+    @cache.cache()
+    def f(a, b=2, *, c=3):
+        calls.append(1)
+        return a + b + c
+
+    assert f(1, 2) == 6
+    assert f(1, b=2) == 6
+    assert f(b=2, a=1) == 6
+    assert f(1) == 6  # defaults applied
+    assert f(1, 2, c=3) == 6
+    assert len(calls) == 1
+    assert f(1, c=4) == 7
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    "one, other",
+    [
+        (("a b",), ("a", "b")),
+        ((1,), ("1",)),
+        ((None,), ("None",)),
+        ((1,), (True,)),
+        ((1,), (1.0,)),
+        (((1, 2),), ([1, 2],)),
+        ((b"x",), ("x",)),
+        (("",), (None,)),
+    ],
+)
+def test_distinct_arguments_are_distinct_entries(cache, one, other):
+    calls = []
+
+    @cache.cache()
+    def f(*args):
+        calls.append(args)
+        return len(calls)
+
+    first = f(*one)
+    second = f(*other)
+    assert first != second
+    assert calls == [one, other]
+
+
+def test_cached_none_is_a_hit(cache):
+    calls = []
+
+    @cache.cache()
+    def f(x):
+        calls.append(x)
+        return None
+
+    assert f(1) is None
+    assert f(1) is None
+    assert calls == [1]
+
+
+def test_bypass_values(impl, redis_server, redis_url):
+    c = Cache(redis_server.host, redis_server.port, bypass_values=[None])
+    calls = []
+
+    @c.cache()
+    def f(x):
+        calls.append(x)
+        return None if x == "none" else (0 if x == "zero" else x)
+
+    assert f("none") is None
+    assert f("none") is None
+    assert calls == ["none", "none"]  # None results are not stored
+    assert f("zero") == 0
+    assert f("zero") == 0
+    assert calls == ["none", "none", "zero"]  # 0 is not None: stored
+
+
+def test_key_format(cache, r):
+    @cache.cache()
+    def g(x):
+        return x
+
+    g(1)
+    (key,) = r.keys()
+    prefix = "%s.%s:" % (__name__, g.__qualname__)
+    assert key.decode().startswith(prefix)
+    assert re.fullmatch(r"[0-9a-f]{32}", key.decode()[len(prefix):])
+
+
+def test_key_prefix_and_namespace(impl, redis_server, redis_url, r):
+    c = Cache(redis_server.host, redis_server.port, namespace="ns:")
+
+    @c.cache(key_prefix="another")
+    def load(name):
+        return name
+
+    load("x")
+    (key,) = r.keys()
+    assert re.fullmatch(rb"ns:another:[0-9a-f]{32}", key)
+
+
+def test_decorator_expire(cache, r):
+    @cache.cache(expire=60)
+    def f():
+        return 1
+
+    f()
+    (key,) = r.keys()
+    assert 50 < r.ttl(key) <= 60
+
+
+def test_methods_leave_self_out_by_default(cache):
+    calls = []
+
+    class Data:
+        def __init__(self, tag):
+            self.tag = tag
+
+        @cache.cache(key_prefix="another")
+        def load(self, name, offset):
+            calls.append(self.tag)
+            return [name, offset]
+
+        @classmethod
+        @cache.cache()
+        def build(cls, n):
+            calls.append("build")
+            return n * 2
+
+    assert Data("a").load("n", 1) == ["n", 1]
+    assert Data("b").load("n", 1) == ["n", 1]
+    assert calls == ["a"]
+    assert Data.build(2) == 4
+    assert Data.build(2) == 4
+    assert calls == ["a", "build"]
+
+
+def test_include_self(cache):
+    calls = []
+
+    class User:
+        def __init__(self, uid):
+            self.uid = uid
+
+        def __cache_key__(self):
+            return ["User", self.uid]
+
+        @cache.cache(include_self=True)
+        def profile(self):
+            calls.append(self.uid)
+            return {"uid": self.uid}
+
+    assert User(1).profile() == {"uid": 1}
+    assert User(2).profile() == {"uid": 2}
+    assert User(1).profile() == {"uid": 1}
+    assert calls == [1, 2]
+
+
+def test_include_self_without_cache_key_is_a_clear_error(cache):
+    class Thing:
+        @cache.cache(include_self=True)
+        def m(self):
+            return 1
+
+    with pytest.raises(TypeError, match="self.*Thing|Thing.*self"):
+        Thing().m()
+
+
+def test_unkeyable_argument_is_a_clear_error(cache):
+    @cache.cache()
+    def f(obj):
+        return 1
+
+    with pytest.raises(TypeError, match="obj"):
+        f(object())
+
+
+def test_invalidate(cache):
+    calls = []
+
+    @cache.cache()
+    def load(name, limit):
+        calls.append(name)
+        return name * limit
+
+    assert load("foo", limit=5) == "foofoofoofoofoo"
+    assert cache.invalidate(load, "foo", limit=5) is True
+    assert cache.invalidate(load, "foo", limit=5) is False
+    load("foo", 5)
+    assert len(calls) == 2
+    # any spelling of the same call invalidates it
+    assert cache.invalidate(load, name="foo", limit=5) is True
+    load("foo", 5)
+    assert len(calls) == 3
+
+
+def test_invalidate_needs_a_decorated_function(cache, impl, redis_server):
+    with pytest.raises(TypeError):
+        cache.invalidate(len, "x")
+    other = Cache(redis_server.host, redis_server.port)
+
+    @other.cache()
+    def f():
+        return 1
+
+    with pytest.raises(TypeError):
+        cache.invalidate(f)
+
+
+def test_wrong_call_raises_like_the_function(cache):
+    @cache.cache()
+    def f(a, b):
+        return a + b
+
+    with pytest.raises(TypeError):
+        f(1)
+    with pytest.raises(TypeError):
+        f(1, 2, 3)
+    with pytest.raises(TypeError):
+        f(1, c=2)
+
+
+def test_unserializable_result(cache, r):
+    @cache.cache()
+    def f():
+        return Unserializable()
+
+    with pytest.raises(SerializationError, match="Unserializable"):
+        f()
+    assert r.keys() == []
+
+
+def test_corrupt_stored_result_is_recomputed(cache, r, caplog):
+    calls = []
+
+    @cache.cache()
+    def f():
+        calls.append(1)
+        return [1]
+
+    f()
+    (key,) = r.keys()
+    r.set(key, b"{broken")
+    with caplog.at_level(logging.WARNING, logger="pyredcache"):
+        assert f() == [1]
+    assert len(calls) == 2
+    assert json.loads(r.get(key)) == [1]
+    assert "recomputing" in caplog.text
+
+
+def test_keys_are_equal_across_processes(cache, r, redis_server):
+    @cache.cache(key_prefix="shared")
+    def f(a, b=None, **kw):
+        return 1
+
+    f("x", b={"k": [1, 2.5]}, z=(1, "2"))
+    (key,) = r.keys()
+    code = textwrap.dedent(
+        """
+        import sys
+        from pyredcache import Cache
+        cache = Cache(%r, %d)
+        @cache.cache(key_prefix="shared")
+        def f(a, b=None, **kw):
+            return 1
+        print(f.__pyredcache__.builder(("x",), {"z": (1, "2"), "b": {"k": [1, 2.5]}}).decode())
+        """
+        % (redis_server.host, redis_server.port)
+    )
+    env = dict(os.environ, PYTHONHASHSEED="123")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True)
+    assert out.stdout.strip() == key.decode()
+
+
+# -- concurrency and failures -----------------------------------------------------------
+
+
+def test_eight_threads(cache):
+    calls = []
+    lock = threading.Lock()
+
+    @cache.cache()
+    def square(n):
+        with lock:
+            calls.append(n)
+        return n * n
+
+    errors = []
+
+    def work(tid):
+        try:
+            for round_ in range(2):
+                for i in range(100):
+                    n = tid * 1000 + i
+                    assert square(n) == n * n
+                    cache.set("t%d-%d" % (tid, i), [tid, i])
+                    assert cache.get("t%d-%d" % (tid, i)) == [tid, i]
+                assert cache.get_many(*["t%d-%d" % (tid, i) for i in range(100)]) == [
+                    [tid, i] for i in range(100)
+                ]
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(calls) == sorted(t * 1000 + i for t in range(8) for i in range(100))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork(cache):
+    cache.set("k", "parent")
+    parent_id = cache.client.execute_command("CLIENT", "ID")
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            os.close(rfd)
+            assert cache.get("k") == "parent"
+            cache.set("k", "child")
+            os.write(wfd, b"%d" % cache.client.execute_command("CLIENT", "ID"))
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(wfd)
+    child_id = int(os.read(rfd, 64) or b"-1")
+    os.close(rfd)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert child_id not in (-1, parent_id)
+    assert cache.client.execute_command("CLIENT", "ID") == parent_id
+    assert cache.get("k") == "child"
+
+
+def test_server_restart_mid_run(impl, server):
+    c = Cache(server.host, server.port)
+
+    @c.cache()
+    def f(x):
+        return [x]
+
+    assert f(1) == [1]
+    server.restart()
+    assert c.get("anything") is None  # reconnects; the new server is empty
+    assert f(1) == [1]
+
+
+def test_unreachable_server(impl):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    c = Cache("127.0.0.1", port, redis_options={"socket_connect_timeout": 0.5})
+    with pytest.raises(ConnectionError, match=str(port)):
+        c.get("k")
+
+
+# -- construction ---------------------------------------------------------------------
+
+
+def test_from_url(impl, redis_server, redis_url):
+    c = Cache.from_url("redis://%s:%d/2" % (redis_server.host, redis_server.port), namespace="u:")
+    c.set("k", 1)
+    assert redis_server.client(db=2).get("u:k") == b"1"
+    u = Cache.from_url("unix://%s?db=3" % redis_server.unix_socket_path)
+    u.set("k", 2)
+    assert redis_server.client(db=3).get("k") == b"2"
+
+
+def test_from_url_with_password(impl, server):
+    server.client().config_set("requirepass", "p@ss word")
+    c = Cache.from_url("redis://:p%%40ss%%20word@%s:%d/0" % (server.host, server.port))
+    assert c.set("k", 1)
+    server.client(password="p@ss word").execute_command("ACL", "SETUSER", "u", "on", ">pw",
+                                                         "~*", "+@all")
+    c2 = Cache.from_url("redis://u:pw@%s:%d" % (server.host, server.port))
+    assert c2.get("k") == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost",
+        "redis://",
+        "redis://host:notaport/0",
+        "redis://host:6379/x",
+        "redis://host:6379/0/1",
+        "redis://host:99999",
+        "unix://",
+        "unix://relative/path",
+        "unix:///tmp/s?db=x",
+        "redis://host?unknown=1",
+        "rediss://host",
+        "localhost:6379",
+    ],
+)
+def test_malformed_url(impl, url):
+    with pytest.raises(ValueError):
+        Cache.from_url(url)
+
+
+def test_bad_options(impl):
+    with pytest.raises(TypeError, match="nonsense"):
+        Cache(redis_options={"nonsense": 1})
+    with pytest.raises(ValueError):
+        Cache(port=0)
+    with pytest.raises(ValueError):
+        Cache(default_expire=0)
+    with pytest.raises(TypeError):
+        Cache(namespace=5)
+
+
+def test_null_cache():
+    c = NullCache("ignored", port=1)
+    calls = []
+
+    @c.cache()
+    def f(x):
+        calls.append(x)
+        return x
+
+    assert f(1) == 1 and f(1) == 1
+    assert calls == [1, 1]
+    assert c.set("k", 1) is True
+    assert c.get("k") is None
+    assert c.get_many("a", "b") == [None, None]
+    assert c.delete("k") is True
