@@ -35,7 +35,7 @@ INSTALL_HINT = (
 
 
 def env_flag(name):
-    return os.environ.get(name, "").strip() not in ("", "0", "false", "no")
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
 def pkg_config(*args):

@@ -1169,6 +1169,16 @@ load_be(uptr p, int width)
     return v;
 }
 
+/* A declared length or count of `width` bytes at p, checked against the
+ * `room` bytes that remain before it is cast (a uint32 does not fit a
+ * 32-bit Py_ssize_t).  -1 when it exceeds room. */
+static inline Py_ssize_t
+load_len(uptr p, int width, Py_ssize_t room)
+{
+    uint64_t v = load_be(p, width);
+    return v > (uint64_t)room ? -1 : (Py_ssize_t)v;
+}
+
 static PyObject *
 decode_str(decoder *d, uptr start, uptr p, Py_ssize_t n)
 {
@@ -1195,7 +1205,7 @@ decode_array(decoder *d, uptr start, uptr *pp, uptr end, Py_ssize_t n,
     if (depth >= PYRC_MAX_DEPTH) {
         return too_deep_at(d, start);
     }
-    if (n > end - *pp) {    /* every item takes one byte or more */
+    if (n < 0 || n > end - *pp) {   /* every item takes one byte or more */
         return truncated(d, start);
     }
     list = PyList_New(n);
@@ -1223,7 +1233,7 @@ decode_map(decoder *d, uptr start, uptr *pp, uptr end, Py_ssize_t n,
     if (depth >= PYRC_MAX_DEPTH) {
         return too_deep_at(d, start);
     }
-    if (n > (end - *pp) / 2) {    /* every entry takes two bytes or more */
+    if (n < 0 || n > (end - *pp) / 2) {    /* an entry takes two bytes or more */
         return truncated(d, start);
     }
     dict = PyDict_New();
@@ -1284,13 +1294,13 @@ decode_ext_container(decoder *d, uptr start, uptr p, uptr end, int code,
         if (width + 1 > end - p) {
             return bad_payload(d, start, what, "truncated");
         }
-        n = (Py_ssize_t)load_be(p + 1, width);
+        n = load_len(p + 1, width, end - (p + 1 + width));
         p += 1 + width;
     }
     else {
         return bad_payload(d, start, what, "not an array");
     }
-    if (n > end - p) {
+    if (n < 0 || n > end - p) {
         return bad_payload(d, start, what, "truncated");
     }
     if (code == PYRC_EXT_TUPLE) {
@@ -1580,9 +1590,9 @@ decode_value(decoder *d, uptr *pp, uptr end, int depth)
         if (width > end - p) {
             return truncated(d, start);
         }
-        n = (Py_ssize_t)load_be(p, width);
+        n = load_len(p, width, end - (p + width));
         p += width;
-        if (n > end - p) {
+        if (n < 0) {
             return truncated(d, start);
         }
         *pp = p + n;
@@ -1599,7 +1609,7 @@ decode_value(decoder *d, uptr *pp, uptr end, int depth)
             if (width + 1 > end - p) {
                 return truncated(d, start);
             }
-            n = (Py_ssize_t)load_be(p, width);
+            n = load_len(p, width, end - (p + width + 1));
             p += width;
         }
         else {
@@ -1609,7 +1619,7 @@ decode_value(decoder *d, uptr *pp, uptr end, int depth)
             }
         }
         code = (int)(int8_t)*p++;
-        if (n > end - p) {
+        if (n < 0 || n > end - p) {
             return truncated(d, start);
         }
         result = decode_ext(d, start, code, p, p + n, depth);
@@ -1671,7 +1681,9 @@ decode_value(decoder *d, uptr *pp, uptr end, int depth)
         if (width > end - p) {
             return truncated(d, start);
         }
-        n = (Py_ssize_t)load_be(p, width);
+        /* -1 when over the remaining bytes: decode_array/map check the
+         * depth first, as the twin does, then report the truncation */
+        n = load_len(p, width, end - (p + width));
         *pp = p + width;
         if (b <= 0xDD) {
             return decode_array(d, start, pp, end, n, depth);

@@ -41,9 +41,7 @@ EXT_UUID = 9
 
 _LIMIT32 = 0xFFFFFFFF
 _CANONICAL_NAN = b"\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00"
-_US_PER_DAY = 86_400_000_000
 
-_s_B = struct.Struct(">B")
 _s_BB = struct.Struct(">BB")
 _s_BH = struct.Struct(">BH")
 _s_BI = struct.Struct(">BI")
@@ -408,13 +406,6 @@ def dumps(obj: Any, /, canonical: bool = False) -> bytes:
 # --------------------------------------------------------------------------
 # Decoding
 # --------------------------------------------------------------------------
-
-
-class _Decoder:
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
 
 
 def _err(msg: str, at: int) -> SerializationError:

@@ -21,8 +21,13 @@ c_core: ModuleType | None
 
 from . import _core_py as py_core  # noqa: E402
 
+def _env_flag(name: str) -> bool:
+    # same reading as setup.py: unset, empty, 0, false and no mean off
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
 c_core = None
-if not os.environ.get("PYREDCACHE_NO_EXTENSIONS"):
+if not _env_flag("PYREDCACHE_NO_EXTENSIONS"):
     try:
         from . import _core as c_core  # type: ignore[no-redef]  # noqa: E402
     except ImportError:  # not built: no compiler, no libhiredis, or PyPy

@@ -66,7 +66,9 @@ class KeyBuilder:
     that encoding (RFC 7693; ``hashlib.blake2b(data, digest_size=16)``).
 
     Raises TypeError, with inspect's message, when the call does not bind
-    (missing, unexpected, duplicate or too many arguments), and TypeError
+    (missing, unexpected, duplicate or too many arguments; the binding and
+    the messages follow the inspect module of the running Python, which
+    changed in 3.12 and 3.13), and TypeError
     naming the parameter when an argument (or something inside it) has a
     type the codec does not support and no ``__cache_key__()`` method; the
     method's return value is encoded in its place when it has one.  Raises

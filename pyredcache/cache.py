@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from . import _compat
 from .client import Client, parse_url, set_command
-from .exceptions import SerializationError
+from .exceptions import InvalidSignature, SerializationError
 from .serializers import BaseSerializer, JSONSerializer
 
 __all__ = ["BaseCache", "Cache", "NO_VALUE"]
@@ -65,8 +65,10 @@ class BaseCache:
 
     :param namespace: a prefix added to every key (str), e.g. ``"models:"``;
         keys are ``namespace + key``.
-    :param serializer_cls: the serializer class (a :class:`BaseSerializer`
-        subclass); one instance is made.  Default :class:`JSONSerializer`.
+    :param serializer_cls: the serializer: a :class:`BaseSerializer`
+        subclass, of which one instance is made, or an instance (e.g. a
+        :class:`~pyredcache.serializers.SignedSerializer`).  Default
+        :class:`JSONSerializer`.
     :param default_expire: seconds a value lives when ``set`` is given no
         ``expire``: an int or float > 0, or ``None`` for no expiry.  Default
         259200 (three days).
@@ -87,10 +89,16 @@ class BaseCache:
         self.namespace = namespace or ""
         if serializer_cls is None:
             serializer_cls = JSONSerializer
-        if not (isinstance(serializer_cls, type) or callable(serializer_cls)):
-            raise TypeError("serializer_cls must be a serializer class")
+        serializer = serializer_cls() if isinstance(serializer_cls, type) else serializer_cls
+        if not (callable(getattr(serializer, "dumps", None))
+                and callable(getattr(serializer, "loads", None))):
+            raise TypeError(
+                "serializer_cls must be a serializer class or instance (with dumps "
+                "and loads), not %r" % (serializer_cls,)
+            )
         self.serializer_cls = serializer_cls
-        self.serializer = serializer_cls()
+        self.serializer = serializer
+        self._reported: set = set()
         if default_expire is not None:
             set_command("k", b"", default_expire)  # validates: > 0 seconds
         self.default_expire = default_expire
@@ -120,10 +128,23 @@ class BaseCache:
     def _expire(self, expire: float | None) -> float | None:
         return self.default_expire if expire is None else expire
 
-    def _decode(self, raw: bytes | None, default: Any = None) -> Any:
+    def _decode(self, key: Any, raw: bytes | None, default: Any = None) -> Any:
         if raw is None:
             return default
-        return self.serializer.loads(raw)
+        try:
+            return self.serializer.loads(raw)
+        except InvalidSignature as exc:
+            self._report(key, exc)
+            return default
+
+    def _report(self, key: Any, exc: Exception) -> None:
+        """Log a bad stored value once per key (the set of keys is bounded)."""
+        if key in self._reported:
+            return
+        if len(self._reported) >= 10000:
+            self._reported.clear()
+        self._reported.add(key)
+        log.warning("pyredcache: treating %r as a miss: %s", key, exc)
 
     def _bypass(self, value: Any) -> bool:
         for b in self.bypass_values:
@@ -137,12 +158,15 @@ class BaseCache:
         """Return the value cached at key, or ``default`` (``None``) on a miss.
 
         Pass :data:`NO_VALUE` as ``default`` to tell a miss from a cached
-        ``None``.  Raises
+        ``None``.  A value whose signature does not check (with a
+        :class:`~pyredcache.serializers.SignedSerializer`) is a miss, logged
+        once per key.  Raises
         :class:`~pyredcache.exceptions.SerializationError` when the stored
         bytes cannot be decoded, ConnectionError/TimeoutError when Redis
         cannot be reached.
         """
-        return self._decode(self.client.get(self._key(key)), default)
+        full = self._key(key)
+        return self._decode(full, self.client.get(full), default)
 
     def set(self, key: str | bytes, value: Any, expire: float | None = None) -> bool:
         """Store value at key for ``expire`` seconds (``default_expire`` when
@@ -167,9 +191,10 @@ class BaseCache:
         """
         if not keys:
             return []
-        raws = self.client.mget([self._key(k) for k in keys])
-        loads = self.serializer.loads
-        return [None if raw is None else loads(raw) for raw in raws]
+        full = [self._key(k) for k in keys]
+        raws = self.client.mget(full)
+        decode = self._decode
+        return [decode(k, raw) for k, raw in zip(full, raws)]
 
     def set_many(self, mapping: Mapping[Any, Any], expire: float | None = None) -> bool:
         """Store every key/value of mapping for ``expire`` seconds; True when
@@ -234,7 +259,8 @@ class BaseCache:
         A cached ``None`` is a hit.  Results in ``bypass_values`` are
         returned but not stored.  A result that cannot be serialized raises
         SerializationError (the function ran; nothing was stored).  A stored
-        value that cannot be decoded is logged, recomputed and overwritten.
+        value that cannot be decoded, or whose signature does not check, is
+        a miss: logged once per key, recomputed and overwritten.
         """
         if key_prefix is not None and not isinstance(key_prefix, str):
             raise TypeError("key_prefix must be str or None")
@@ -248,6 +274,7 @@ class BaseCache:
             serializer = self.serializer
             loads, dumps = serializer.loads, serializer.dumps
             bypass = self._bypass
+            report = self._report
 
             @functools.wraps(f)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -257,7 +284,7 @@ class BaseCache:
                     try:
                         return loads(raw)
                     except SerializationError as exc:
-                        log.warning("pyredcache: recomputing %r: %s", key, exc)
+                        report(key, exc)  # a miss: recomputed and overwritten
                 rv = f(*args, **kwargs)
                 if not bypass(rv):
                     client.execute_command(*set_command(key, dumps(rv), ex))

@@ -14,6 +14,7 @@ __all__ = [
     "ProtocolError",
     "ResponseError",
     "SerializationError",
+    "InvalidSignature",
 ]
 
 
@@ -56,4 +57,13 @@ class SerializationError(PyRedCacheError):
 
     Raised before anything is written when encoding fails; the message names
     the offending type.
+    """
+
+
+class InvalidSignature(SerializationError):
+    """A value read through :class:`~pyredcache.serializers.SignedSerializer`
+    is unsigned, truncated, or signed with another key.
+
+    Its bytes were never decoded.  Caches treat it as a miss (and log it
+    once per key).
     """

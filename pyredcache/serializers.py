@@ -1,8 +1,13 @@
 """Serializers: how cached values become bytes in Redis and back.
 
 The names are rc's: :class:`BaseSerializer`, :class:`JSONSerializer`,
-:class:`PickleSerializer`.  A serializer is a class; a cache makes one
-instance of it (``serializer_cls()``).
+:class:`PickleSerializer`; pyredcache adds :class:`NativeSerializer` (the
+default: MessagePack with extension types, in C, see :doc:`format`) and
+:class:`SignedSerializer` (an HMAC around any other serializer).
+
+A cache takes a serializer class (``serializer_cls=JSONSerializer``), of
+which it makes one instance, or a ready instance
+(``serializer_cls=SignedSerializer(PickleSerializer(), key)``).
 
 Every serializer raises :class:`~pyredcache.exceptions.SerializationError`
 (naming the type) when it cannot encode a value, and when stored bytes
@@ -11,13 +16,22 @@ cannot be decoded, so callers handle one exception whatever the format.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import pickle
-from typing import Any
+from typing import Any, Union
 
-from .exceptions import SerializationError
+from . import _compat
+from .exceptions import InvalidSignature, SerializationError
 
-__all__ = ["BaseSerializer", "JSONSerializer", "PickleSerializer"]
+__all__ = [
+    "BaseSerializer",
+    "NativeSerializer",
+    "JSONSerializer",
+    "PickleSerializer",
+    "SignedSerializer",
+]
 
 
 class BaseSerializer:
@@ -35,6 +49,28 @@ class BaseSerializer:
     def loads(self, data: bytes) -> Any:
         """Decode bytes that :meth:`dumps` produced."""
         raise NotImplementedError
+
+
+class NativeSerializer(BaseSerializer):
+    """pyredcache's own format: MessagePack plus extension types (the
+    default serializer).
+
+    Round-trips exactly, type and value: None, bool, int of any size,
+    float (nan and ±inf too), str, bytes, list, tuple, dict (keys of any
+    supported type), set, frozenset, datetime/date/time (naive, fixed
+    offset or zoneinfo), Decimal and UUID.  Anything else raises
+    SerializationError naming the type.  Decoding never runs code and
+    refuses hostile input (truncated, garbage, nesting deeper than 512,
+    lengths past the end) with SerializationError.  The common types are
+    plain MessagePack, so other languages read them; the format is
+    specified in :doc:`format`.  Encoding and decoding are C
+    (``pyredcache._core.dumps``/``loads``), or the pure twin.
+    """
+
+    def __init__(self) -> None:
+        core = _compat.core
+        self.dumps = core.dumps  # type: ignore[method-assign]
+        self.loads = core.loads  # type: ignore[method-assign]
 
 
 class JSONSerializer(BaseSerializer):
@@ -55,7 +91,7 @@ class JSONSerializer(BaseSerializer):
             return self._encoder.encode(obj).encode("utf-8")
         except (TypeError, ValueError) as exc:
             raise SerializationError(
-                "JSONSerializer cannot serialize %s: %s" % (_describe(obj, exc), exc)
+                "JSONSerializer cannot serialize %s: %s" % (_describe(obj), exc)
             ) from None
         except RecursionError:
             raise SerializationError(
@@ -74,7 +110,8 @@ class PickleSerializer(BaseSerializer):
 
     Stores almost any Python object, but **decoding runs code**: anyone
     who can write to the Redis server can run code in every process that
-    reads from it.  Use it only on a Redis that no one else can write to.
+    reads from it.  On a Redis that others can write to, wrap it:
+    ``SignedSerializer(PickleSerializer(), secret_key)``.
     """
 
     def dumps(self, obj: Any) -> bytes:
@@ -82,7 +119,7 @@ class PickleSerializer(BaseSerializer):
             return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
             raise SerializationError(
-                "PickleSerializer cannot serialize %s: %s" % (_describe(obj, exc), exc)
+                "PickleSerializer cannot serialize %s: %s" % (_describe(obj), exc)
             ) from None
 
     def loads(self, data: bytes) -> Any:
@@ -92,5 +129,74 @@ class PickleSerializer(BaseSerializer):
             raise SerializationError("stored value is not a valid pickle: %s" % exc) from None
 
 
-def _describe(obj: Any, exc: BaseException) -> str:
+class SignedSerializer(BaseSerializer):
+    """Signs what another serializer writes, and checks before it reads.
+
+    ``SignedSerializer(inner, secret_key, *, digestmod='sha256')``
+
+    :param inner: the serializer doing the work (an instance, or a class of
+        which one instance is made).
+    :param secret_key: the HMAC key (bytes, or str encoded as UTF-8); at
+        least 16 bytes.  Every process sharing the cache needs the same key.
+    :param digestmod: a :mod:`hashlib` algorithm name (default
+        ``'sha256'``).
+
+    Stored bytes are ``b"\\x01" + HMAC(secret_key, payload) + payload``
+    (HMAC, RFC 2104).  :meth:`loads` recomputes the HMAC and compares it in
+    constant time (:func:`hmac.compare_digest`) before ``inner`` sees a
+    byte: an unsigned, truncated or tampered value raises
+    :class:`~pyredcache.exceptions.InvalidSignature`, which caches treat as
+    a miss.  This is how to use :class:`PickleSerializer` on a Redis that
+    others can write to::
+
+        cache = Cache(serializer_cls=SignedSerializer(PickleSerializer(), key))
+    """
+
+    VERSION = b"\x01"
+
+    def __init__(
+        self,
+        inner: Union[BaseSerializer, type],
+        secret_key: Union[bytes, str],
+        *,
+        digestmod: str = "sha256",
+    ) -> None:
+        if isinstance(inner, type):
+            inner = inner()
+        if not (callable(getattr(inner, "dumps", None)) and callable(getattr(inner, "loads", None))):
+            raise TypeError("inner must be a serializer (with dumps and loads)")
+        if isinstance(secret_key, str):
+            secret_key = secret_key.encode("utf-8")
+        if not isinstance(secret_key, (bytes, bytearray)):
+            raise TypeError("secret_key must be bytes or str")
+        if len(secret_key) < 16:
+            raise ValueError("secret_key must be at least 16 bytes long")
+        try:
+            size = hashlib.new(digestmod).digest_size
+        except (ValueError, TypeError):
+            raise ValueError("unknown digestmod %r" % (digestmod,)) from None
+        self.inner = inner
+        self.digestmod = digestmod
+        self._key = bytes(secret_key)
+        self._size = size
+        self._header = len(self.VERSION) + size
+
+    def _mac(self, payload: bytes) -> bytes:
+        return hmac.new(self._key, payload, self.digestmod).digest()
+
+    def dumps(self, obj: Any) -> bytes:
+        payload = self.inner.dumps(obj)
+        return self.VERSION + self._mac(payload) + payload
+
+    def loads(self, data: bytes) -> Any:
+        data = bytes(data)
+        if len(data) < self._header or data[:1] != self.VERSION:
+            raise InvalidSignature("stored value is not signed, or is truncated")
+        payload = data[self._header:]
+        if not hmac.compare_digest(data[1:self._header], self._mac(payload)):
+            raise InvalidSignature("stored value's signature does not match")
+        return self.inner.loads(payload)
+
+
+def _describe(obj: Any) -> str:
     return "object of type %r" % type(obj).__name__

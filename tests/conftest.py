@@ -32,7 +32,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--no-c-extensions",
         action="store_true",
-        default=bool(os.environ.get("PYREDCACHE_NO_EXTENSIONS")),
+        default=_compat._env_flag("PYREDCACHE_NO_EXTENSIONS"),
         help="run the suite against the pure-Python twin only",
     )
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import math
+import os
 import struct
 import subprocess
 import sys
@@ -377,7 +378,7 @@ def test_canonical_equal_across_processes(codec):
         out = subprocess.run(
             [sys.executable, "-c", CANON_SCRIPT, impl_name],
             capture_output=True, text=True, timeout=120,
-            env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"},
+            env={**os.environ, "PYTHONHASHSEED": seed},
         )
         assert out.returncode == 0, out.stderr
         outs.add(out.stdout)
@@ -734,6 +735,18 @@ def test_c_and_twin_fail_alike_on_mutated_input(both):
         assert a == _outcome(py, data), data.hex()
         decoded += a[0] == "ok"
     assert decoded > 1000  # the mutations reach the decoders' insides
+
+
+@pytest.mark.parametrize("tail", [
+    b"\xdf" + U32, b"\xdd" + U32, b"\xde\x00\x05\x01", b"\xdc\x00\x02\x01",
+    b"\xc7\x05\x02\xdd" + U32, b"\xd5\x01\x91\x90", b"\xd4\x01\x01", b"\xc1",
+    b"\x81\x90\x01", b"\x90", b"\x80", b"\xd4\x03\x90", b"",
+])
+@pytest.mark.parametrize("depth", [MAX_DEPTH - 1, MAX_DEPTH])
+def test_c_and_twin_fail_alike_at_the_depth_limit(both, depth, tail):
+    c, py = both
+    data = b"\x91" * depth + tail
+    assert _outcome(c, data) == _outcome(py, data)
 
 
 @HYPOTHESIS
