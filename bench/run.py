@@ -31,7 +31,7 @@ from typing import Callable, Iterator
 
 import redis as redis_py
 
-from pyredcache import Cache, _compat
+from pyredcache import Cache, JSONSerializer, _compat
 
 VALUE = {
     "id": 12345,
@@ -109,8 +109,9 @@ def measure(contenders: dict[str, Callable[[], object]], ops_per_call: int, roun
 def make_cache(impl: str, port: int, sock: str, unix: bool) -> Cache:
     _compat.core = _compat.c_core if impl == "c" else _compat.py_core
     if unix:
-        return Cache(redis_options={"unix_socket_path": sock}, namespace="bench:")
-    return Cache("127.0.0.1", port, namespace="bench:")
+        return Cache(redis_options={"unix_socket_path": sock}, namespace="bench:",
+                     serializer_cls=JSONSerializer)
+    return Cache("127.0.0.1", port, namespace="bench:", serializer_cls=JSONSerializer)
 
 
 def main() -> int:
@@ -169,6 +170,19 @@ def main() -> int:
         }, 1, rounds, seconds)
         results.append(("get_many(100)", res))
 
+        # Same decorated hit, native codec (the default) against JSON.
+        native = Cache("127.0.0.1", port, namespace="bench:") if not args.unix else \
+            Cache(redis_options={"unix_socket_path": sock}, namespace="bench:")
+
+        @native.cache(key_prefix="bench.native")
+        def load_native(user_id: int, kind: str = "profile") -> dict:
+            return VALUE
+        load_native(1)
+        codec_res = measure({
+            "native": lambda: load_native(1),
+            "json": lambda: decorated["c"](1),
+        }, 1, rounds, seconds)
+
     print("pyredcache %s bench: Python %s, redis-py %s (%s), %s, %d-byte JSON value"
           % (os.environ.get("PYREDCACHE_VERSION", ""), sys.version.split()[0],
              redis_py.__version__, parser, "unix socket" if args.unix else "TCP loopback",
@@ -182,6 +196,12 @@ def main() -> int:
     for name, res in results:
         c, p, peer = res["pyredcache (C)"], res["pyredcache (pure)"], res["redis-py+hiredis"]
         print("| %s | %.2f | %.2f | %.2f | %.2fx | %.2fx |" % (name, c, p, peer, peer / c, peer / p))
+    print()
+    print("decorated hit, C core, by serializer (ratio = JSON time / native time)")
+    print("| native µs | JSONSerializer µs | ratio |")
+    print("|---|---|---|")
+    print("| %.2f | %.2f | %.2fx |" % (codec_res["native"], codec_res["json"],
+                                      codec_res["json"] / codec_res["native"]))
     return 0
 
 

@@ -1076,10 +1076,18 @@ pyrc_encode(pyrc_encoder *enc, PyObject *obj, int depth)
 
 typedef const unsigned char *uptr;
 
+/* Map keys repeat (a list of records has the same keys in every record):
+ * short ASCII str keys are remembered for the length of one loads() call
+ * in a small direct-mapped table, so a repeated key costs a memcmp and an
+ * INCREF instead of a decode, an allocation and a hash computation.
+ * Strings are immutable, so sharing the object changes no value. */
+#define PYRC_KEY_CACHE 64
+
 typedef struct {
     uptr base;                  /* start of the input, for offsets */
     const pyrc_codec_state *cs;
     PyObject *SerializationError;
+    PyObject *keys[PYRC_KEY_CACHE]; /* owned references, or NULL */
 } decoder;
 
 static PyObject *decode_value(decoder *d, uptr *pp, uptr end, int depth);
@@ -1242,7 +1250,32 @@ decode_map(decoder *d, uptr start, uptr *pp, uptr end, Py_ssize_t n,
     }
     for (i = 0; i < n; i++) {
         uptr kstart = *pp;
-        key = decode_value(d, pp, end, depth + 1);
+        key = NULL;
+        if ((*kstart & 0xE0) == 0xA0) {         /* fixstr key: try the cache */
+            Py_ssize_t klen = *kstart & 0x1F;
+            if (klen <= end - kstart - 1) {
+                uint32_t h = 2166136261u;       /* FNV-1a */
+                for (Py_ssize_t j = 1; j <= klen; j++) {
+                    h = (h ^ kstart[j]) * 16777619u;
+                }
+                PyObject **slot = &d->keys[h & (PYRC_KEY_CACHE - 1)];
+                if (*slot != NULL && PyUnicode_GET_LENGTH(*slot) == klen
+                    && memcmp(PyUnicode_DATA(*slot), kstart + 1, (size_t)klen) == 0) {
+                    key = Py_NewRef(*slot);
+                    *pp = kstart + 1 + klen;
+                }
+                else {
+                    key = decode_value(d, pp, end, depth + 1);
+                    if (key != NULL && PyUnicode_CheckExact(key)
+                        && PyUnicode_IS_COMPACT_ASCII(key)) {
+                        Py_XSETREF(*slot, Py_NewRef(key));
+                    }
+                }
+            }
+        }
+        if (key == NULL && !PyErr_Occurred()) {
+            key = decode_value(d, pp, end, depth + 1);
+        }
         if (key == NULL) {
             goto error;
         }
@@ -1817,6 +1850,7 @@ codec_loads(PyObject *module, PyObject *data)
     d.base = (uptr)view.buf;
     d.cs = &st->codec;
     d.SerializationError = st->SerializationError;
+    memset(d.keys, 0, sizeof(d.keys));
     p = d.base;
     end = d.base + view.len;
     result = decode_value(&d, &p, end, 0);
@@ -1824,6 +1858,9 @@ codec_loads(PyObject *module, PyObject *data)
         Py_CLEAR(result);
         dec_error(&d, p, "%zd trailing bytes after the value",
                   (Py_ssize_t)(end - p));
+    }
+    for (int i = 0; i < PYRC_KEY_CACHE; i++) {
+        Py_XDECREF(d.keys[i]);
     }
     PyBuffer_Release(&view);
     return result;

@@ -8,13 +8,20 @@ from .cache import NO_VALUE, BaseCache, Cache
 from .client import Client
 from .exceptions import (
     ConnectionError,
+    InvalidSignature,
     ProtocolError,
     PyRedCacheError,
     ResponseError,
     SerializationError,
     TimeoutError,
 )
-from .serializers import BaseSerializer, JSONSerializer, PickleSerializer
+from .serializers import (
+    BaseSerializer,
+    JSONSerializer,
+    NativeSerializer,
+    PickleSerializer,
+    SignedSerializer,
+)
 from .testing import NullCache
 
 __version__ = "0.1.0.dev0"
@@ -28,6 +35,8 @@ __all__ = [
     "Client",
     "BaseSerializer",
     "JSONSerializer",
+    "NativeSerializer",
+    "SignedSerializer",
     "PickleSerializer",
     "PyRedCacheError",
     "ConnectionError",
@@ -35,4 +44,5 @@ __all__ = [
     "ProtocolError",
     "ResponseError",
     "SerializationError",
+    "InvalidSignature",
 ]

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 from . import _compat
 from .client import Client, parse_url, set_command
 from .exceptions import InvalidSignature, SerializationError
-from .serializers import BaseSerializer, JSONSerializer
+from .serializers import BaseSerializer, NativeSerializer
 
 __all__ = ["BaseCache", "Cache", "NO_VALUE"]
 
@@ -68,7 +68,8 @@ class BaseCache:
     :param serializer_cls: the serializer: a :class:`BaseSerializer`
         subclass, of which one instance is made, or an instance (e.g. a
         :class:`~pyredcache.serializers.SignedSerializer`).  Default
-        :class:`JSONSerializer`.
+        :class:`~pyredcache.serializers.NativeSerializer` (MessagePack with
+        extension types: exact round trips, decoding never runs code).
     :param default_expire: seconds a value lives when ``set`` is given no
         ``expire``: an int or float > 0, or ``None`` for no expiry.  Default
         259200 (three days).
@@ -88,7 +89,7 @@ class BaseCache:
             raise TypeError("namespace must be str or None, not %s" % type(namespace).__name__)
         self.namespace = namespace or ""
         if serializer_cls is None:
-            serializer_cls = JSONSerializer
+            serializer_cls = NativeSerializer
         serializer = serializer_cls() if isinstance(serializer_cls, type) else serializer_cls
         if not (callable(getattr(serializer, "dumps", None))
                 and callable(getattr(serializer, "loads", None))):
@@ -191,10 +192,18 @@ class BaseCache:
         """
         if not keys:
             return []
-        full = [self._key(k) for k in keys]
+        ns = self.namespace
+        if all(type(k) is str for k in keys):
+            full = [ns + k for k in keys] if ns else list(keys)
+        else:
+            full = [self._key(k) for k in keys]
         raws = self.client.mget(full)
-        decode = self._decode
-        return [decode(k, raw) for k, raw in zip(full, raws)]
+        loads = self.serializer.loads
+        try:
+            return [None if raw is None else loads(raw) for raw in raws]
+        except InvalidSignature:  # rare: redo item by item, bad ones are misses
+            decode = self._decode
+            return [decode(k, raw) for k, raw in zip(full, raws)]
 
     def set_many(self, mapping: Mapping[Any, Any], expire: float | None = None) -> bool:
         """Store every key/value of mapping for ``expire`` seconds; True when
@@ -361,7 +370,8 @@ class Cache(BaseCache):
     :param socket_timeout: seconds to wait for a reply (float or None for
         ever); past it TimeoutError is raised.
     :param namespace: prefix added to every key (str).
-    :param serializer_cls: serializer class; default JSONSerializer.
+    :param serializer_cls: serializer class or instance; default
+        NativeSerializer.
     :param default_expire: seconds a value lives when no expire is given
         (None: no expiry); default 259200 (three days).
     :param redis_options: more connection options (dict): ``username``,

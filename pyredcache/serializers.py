@@ -85,6 +85,7 @@ class JSONSerializer(BaseSerializer):
     def __init__(self) -> None:
         self._encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
         self._decoder = json.JSONDecoder()
+        self._scan = self._decoder.scan_once
 
     def dumps(self, obj: Any) -> bytes:
         try:
@@ -100,7 +101,17 @@ class JSONSerializer(BaseSerializer):
 
     def loads(self, data: bytes) -> Any:
         try:
-            return self._decoder.decode(data.decode("utf-8"))
+            text = data.decode("utf-8")
+            try:
+                # The decoder's C scanner, without decode()'s two regex
+                # passes over surrounding whitespace (which dumps never
+                # writes); anything else takes the full path below.
+                obj, end = self._scan(text, 0)
+                if end == len(text):
+                    return obj
+            except StopIteration:
+                pass
+            return self._decoder.decode(text)
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise SerializationError("stored value is not valid JSON: %s" % exc) from None
 

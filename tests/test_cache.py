@@ -3,25 +3,33 @@ core implementations."""
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import json
 import logging
 import os
+import pickle
 import re
 import subprocess
 import sys
 import textwrap
 import threading
+import uuid
 
+import msgpack
 import pytest
 
 from pyredcache import (
     NO_VALUE,
     Cache,
     ConnectionError,
+    InvalidSignature,
     JSONSerializer,
+    NativeSerializer,
     NullCache,
     PickleSerializer,
     SerializationError,
+    SignedSerializer,
 )
 
 
@@ -64,9 +72,30 @@ def test_rc_quickstart(cache):
     assert cache.get_many("key", "foo") == ["value", None]
 
 
-def test_values_go_through_the_serializer(cache, r):
-    cache.set("k", {"a": [1, 2.5, None, "x"]})
+def test_values_are_messagepack_by_default(cache, r):
+    value = {"a": [1, 2.5, None, "x"], "b": b"\x00"}
+    cache.set("k", value)
+    assert msgpack.unpackb(r.get("k"), raw=False) == value
+
+
+def test_native_values_round_trip_exactly(cache):
+    value = {
+        "t": (1, "2"), "s": {3, 4}, "f": frozenset({5}), "b": b"\xff", "big": 2**100,
+        "d": decimal.Decimal("1.10"), "u": uuid.UUID(int=7), "n": float("inf"),
+        "dt": datetime.datetime(2026, 11, 23, 9, 0, tzinfo=datetime.timezone.utc),
+        1: None,
+    }
+    cache.set("k", value)
+    got = cache.get("k")
+    assert got == value
+    assert type(got["t"]) is tuple and type(got["s"]) is set and type(got["f"]) is frozenset
+
+
+def test_json_values(impl, redis_server, redis_url, r):
+    c = Cache(redis_server.host, redis_server.port, serializer_cls=JSONSerializer)
+    c.set("k", {"a": [1, 2.5, None, "x"]})
     assert json.loads(r.get("k")) == {"a": [1, 2.5, None, "x"]}
+    assert c.get("k") == {"a": [1, 2.5, None, "x"]}
 
 
 def test_none_is_a_value_and_no_value_tells_a_miss(cache):
@@ -194,8 +223,96 @@ def test_pickle_serializer(impl, redis_server, redis_url):
     assert c.get("k") == value
 
 
-def test_json_serializer_is_the_default(cache):
-    assert isinstance(cache.serializer, JSONSerializer)
+def test_native_serializer_is_the_default(cache, impl):
+    assert isinstance(cache.serializer, NativeSerializer)
+    assert cache.serializer.dumps is impl.dumps
+
+
+# -- signed values ----------------------------------------------------------------------
+
+KEY = b"0123456789abcdef-secret"
+
+
+class CreatesFile:
+    """Unpickling this would create a file: code run by pickle.loads."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.fixture
+def signed(impl, redis_server, redis_url):
+    return Cache(redis_server.host, redis_server.port,
+                 serializer_cls=SignedSerializer(PickleSerializer(), KEY))
+
+
+def test_signed_round_trip(signed, r):
+    signed.set("k", {"x": (1, 2)})
+    assert signed.get("k") == {"x": (1, 2)}
+    raw = r.get("k")
+    assert raw[:1] == b"\x01" and len(raw) > 33
+
+
+def test_hostile_pickle_is_never_decoded(signed, r, tmp_path, caplog):
+    target = tmp_path / "pwned"
+    payload = pickle.dumps(CreatesFile(str(target)))
+    # the payload really runs code when unpickled: check on a throwaway path
+    probe = tmp_path / "probe"
+    pickle.loads(pickle.dumps(CreatesFile(str(probe)))).close()
+    assert probe.exists()
+    calls = []
+
+    @signed.cache(key_prefix="victim")
+    def victim():
+        calls.append(1)
+        return "safe"
+
+    victim()
+    (key,) = [k for k in r.keys() if k.startswith(b"victim")]
+    forged = [
+        payload,  # unsigned
+        b"\x01" + b"\x00" * 32 + payload,  # wrong signature
+        SignedSerializer(PickleSerializer(), b"another-key-of-16+bytes").dumps("x")[:-1] + payload,
+        b"\x01" + b"\x00" * 5,  # truncated
+    ]
+    with caplog.at_level(logging.WARNING, logger="pyredcache"):
+        for i, raw in enumerate(forged):
+            r.set("k", raw)
+            assert signed.get("k", NO_VALUE) is NO_VALUE
+            assert signed.get_many("k", "zz") == [None, None]
+            r.set(key, raw)
+            assert victim() == "safe"
+    assert not target.exists()
+    assert len(calls) == 1 + len(forged)  # each forged value was a miss
+    assert signed.get("k") is None
+    # logged once per key, not once per read
+    assert caplog.text.count("'k'") == 1
+
+
+def test_tampered_signed_value_is_a_miss(signed, r):
+    signed.set("k", [1, 2, 3])
+    raw = bytearray(r.get("k"))
+    raw[-1] ^= 1
+    r.set("k", bytes(raw))
+    assert signed.get("k", NO_VALUE) is NO_VALUE
+
+
+def test_signed_serializer_arguments():
+    with pytest.raises(ValueError):
+        SignedSerializer(PickleSerializer(), b"short")
+    with pytest.raises(TypeError):
+        SignedSerializer(PickleSerializer(), 12345678901234567890)
+    with pytest.raises(ValueError):
+        SignedSerializer(PickleSerializer(), KEY, digestmod="nope")
+    with pytest.raises(TypeError):
+        SignedSerializer(object(), KEY)
+    s = SignedSerializer(NativeSerializer, KEY, digestmod="sha512")
+    assert s.loads(s.dumps((1, 2))) == (1, 2)
+    with pytest.raises(InvalidSignature):
+        SignedSerializer(NativeSerializer, KEY).loads(s.dumps(1))
 
 
 # -- the decorator ------------------------------------------------------------------
@@ -459,7 +576,7 @@ def test_corrupt_stored_result_is_recomputed(cache, r, caplog):
     with caplog.at_level(logging.WARNING, logger="pyredcache"):
         assert f() == [1]
     assert len(calls) == 2
-    assert json.loads(r.get(key)) == [1]
+    assert cache.serializer.loads(r.get(key)) == [1]
     assert "as a miss" in caplog.text
 
 
@@ -582,10 +699,10 @@ def test_unreachable_server(impl):
 def test_from_url(impl, redis_server, redis_url):
     c = Cache.from_url("redis://%s:%d/2" % (redis_server.host, redis_server.port), namespace="u:")
     c.set("k", 1)
-    assert redis_server.client(db=2).get("u:k") == b"1"
+    assert redis_server.client(db=2).get("u:k") == b"\x01"  # MessagePack 1
     u = Cache.from_url("unix://%s?db=3" % redis_server.unix_socket_path)
     u.set("k", 2)
-    assert redis_server.client(db=3).get("k") == b"2"
+    assert redis_server.client(db=3).get("k") == b"\x02"
 
 
 def test_from_url_with_password(impl, server):
