@@ -32,6 +32,7 @@ import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from leakcheck import assert_no_leaks
 
 import pyredcache._codec_py as codec_py
 from pyredcache import _compat
@@ -806,37 +807,9 @@ LEAK_SCRIPT = textwrap.dedent(
     def refs():
         return [sys.getrefcount(o) for o in (value, key, inner, foo, data, Foo, inner[-1])]
 
-    for _ in range(1000):
-        once()
-    # tracemalloc slows pure-Python code some thirtyfold, so the twin is
-    # measured by its count of allocated memory blocks only.
-    trace = sys.argv[1] == "c"
-    gc.collect()
-    if trace:
-        tracemalloc.start()
-    before_refs = refs()
-    before_blocks = sys.getallocatedblocks()
-    before = tracemalloc.get_traced_memory()[0]
-    for _ in range(10000):
-        once()
-    gc.collect()
-    after = tracemalloc.get_traced_memory()[0]
-    after_blocks = sys.getallocatedblocks()
-    after_refs = refs()
-    print(after - before, after_blocks - before_blocks, before_refs == after_refs,
-          before_refs, after_refs)
     """
 )
 
 
 def test_no_leaks(codec):
-    impl_name = "c" if codec is _compat.c_core else "python"
-    out = subprocess.run(
-        [sys.executable, "-c", LEAK_SCRIPT, impl_name],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert out.returncode == 0, out.stderr
-    growth, blocks, refs_equal, *_ = out.stdout.split(" ", 3)
-    assert int(growth) < 64 * 1024, "Python memory grew by %s bytes" % growth
-    assert int(blocks) < 1000, "%s more memory blocks are allocated" % blocks
-    assert refs_equal == "True", out.stdout
+    assert_no_leaks(LEAK_SCRIPT, "c" if codec is _compat.c_core else "python")
