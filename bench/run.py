@@ -31,6 +31,7 @@ from typing import Callable, Iterator
 
 import redis as redis_py
 
+import pyredcache
 from pyredcache import Cache, JSONSerializer, _compat
 
 VALUE = {
@@ -174,17 +175,27 @@ def main() -> int:
         native = Cache("127.0.0.1", port, namespace="bench:") if not args.unix else \
             Cache(redis_options={"unix_socket_path": sock}, namespace="bench:")
 
-        @native.cache(key_prefix="bench.native")
-        def load_native(user_id: int, kind: str = "profile") -> dict:
-            return VALUE
-        load_native(1)
-        codec_res = measure({
-            "native": lambda: load_native(1),
-            "json": lambda: decorated["c"](1),
-        }, 1, rounds, seconds)
+        big = [dict(VALUE, id=i, name="user %d" % i) for i in range(100)]  # ~10 kB JSON
+
+        def decorated_pair(cache_native, cache_json, value, name):
+            @cache_native.cache(key_prefix="bench.native." + name)
+            def n(user_id: int) -> object:
+                return value
+
+            @cache_json.cache(key_prefix="bench.json." + name)
+            def j(user_id: int) -> object:
+                return value
+            n(1), j(1)
+            return n, j
+
+        codec_rows = []
+        for label, value in (("~100 B value", VALUE), ("~10 kB value", big)):
+            n, j = decorated_pair(native, caches["c"], value, label[1:4])
+            codec_rows.append((label, measure({"native": lambda: n(1), "json": lambda: j(1)},
+                                              1, rounds, seconds)))
 
     print("pyredcache %s bench: Python %s, redis-py %s (%s), %s, %d-byte JSON value"
-          % (os.environ.get("PYREDCACHE_VERSION", ""), sys.version.split()[0],
+          % (pyredcache.__version__, sys.version.split()[0],
              redis_py.__version__, parser, "unix socket" if args.unix else "TCP loopback",
              len(json.dumps(VALUE))))
     print("median of %d rounds; ratio = redis-py time / pyredcache time (>1: pyredcache faster)"
@@ -198,10 +209,11 @@ def main() -> int:
         print("| %s | %.2f | %.2f | %.2f | %.2fx | %.2fx |" % (name, c, p, peer, peer / c, peer / p))
     print()
     print("decorated hit, C core, by serializer (ratio = JSON time / native time)")
-    print("| native µs | JSONSerializer µs | ratio |")
-    print("|---|---|---|")
-    print("| %.2f | %.2f | %.2fx |" % (codec_res["native"], codec_res["json"],
-                                      codec_res["json"] / codec_res["native"]))
+    print("| value | native µs | JSONSerializer µs | ratio |")
+    print("|---|---|---|---|")
+    for label, res in codec_rows:
+        print("| %s | %.2f | %.2f | %.2fx |" % (label, res["native"], res["json"],
+                                               res["json"] / res["native"]))
     return 0
 
 

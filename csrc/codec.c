@@ -1078,10 +1078,11 @@ typedef const unsigned char *uptr;
 
 /* Map keys repeat (a list of records has the same keys in every record):
  * short ASCII str keys are remembered for the length of one loads() call
- * in a small direct-mapped table, so a repeated key costs a memcmp and an
+ * in a small direct-mapped table, so a repeated key costs a compare and an
  * INCREF instead of a decode, an allocation and a hash computation.
- * Strings are immutable, so sharing the object changes no value. */
-#define PYRC_KEY_CACHE 64
+ * Strings are immutable, so sharing the object changes no value.  Values
+ * do not go through the table: unique ones would only evict the keys. */
+#define PYRC_KEY_CACHE 128
 
 typedef struct {
     uptr base;                  /* start of the input, for offsets */
@@ -1203,6 +1204,34 @@ decode_str(decoder *d, uptr start, uptr p, Py_ssize_t n)
     return s;
 }
 
+/* A fixstr map key (under 32 bytes) at p, through the decoder's key
+ * cache. */
+static PyObject *
+decode_fixstr_key(decoder *d, uptr start, uptr p, Py_ssize_t n)
+{
+    uint32_t h = 2166136261u;   /* FNV-1a */
+    for (Py_ssize_t j = 0; j < n; j++) {
+        h = (h ^ p[j]) * 16777619u;
+    }
+    h ^= h >> 15;
+    PyObject **slot = &d->keys[h & (PYRC_KEY_CACHE - 1)];
+    if (*slot != NULL && PyUnicode_GET_LENGTH(*slot) == n) {
+        const unsigned char *c = PyUnicode_DATA(*slot);
+        Py_ssize_t j = 0;
+        while (j < n && c[j] == p[j]) {
+            j++;
+        }
+        if (j == n) {
+            return Py_NewRef(*slot);
+        }
+    }
+    PyObject *s = decode_str(d, start, p, n);
+    if (s != NULL && PyUnicode_IS_COMPACT_ASCII(s)) {
+        Py_XSETREF(*slot, Py_NewRef(s));
+    }
+    return s;
+}
+
 static PyObject *
 decode_array(decoder *d, uptr start, uptr *pp, uptr end, Py_ssize_t n,
              int depth)
@@ -1250,30 +1279,12 @@ decode_map(decoder *d, uptr start, uptr *pp, uptr end, Py_ssize_t n,
     }
     for (i = 0; i < n; i++) {
         uptr kstart = *pp;
-        key = NULL;
-        if ((*kstart & 0xE0) == 0xA0) {         /* fixstr key: try the cache */
-            Py_ssize_t klen = *kstart & 0x1F;
-            if (klen <= end - kstart - 1) {
-                uint32_t h = 2166136261u;       /* FNV-1a */
-                for (Py_ssize_t j = 1; j <= klen; j++) {
-                    h = (h ^ kstart[j]) * 16777619u;
-                }
-                PyObject **slot = &d->keys[h & (PYRC_KEY_CACHE - 1)];
-                if (*slot != NULL && PyUnicode_GET_LENGTH(*slot) == klen
-                    && memcmp(PyUnicode_DATA(*slot), kstart + 1, (size_t)klen) == 0) {
-                    key = Py_NewRef(*slot);
-                    *pp = kstart + 1 + klen;
-                }
-                else {
-                    key = decode_value(d, pp, end, depth + 1);
-                    if (key != NULL && PyUnicode_CheckExact(key)
-                        && PyUnicode_IS_COMPACT_ASCII(key)) {
-                        Py_XSETREF(*slot, Py_NewRef(key));
-                    }
-                }
-            }
+        if ((*kstart & 0xE0) == 0xA0 && (*kstart & 0x1F) < end - kstart) {
+            Py_ssize_t klen = *kstart & 0x1F;   /* fixstr key */
+            *pp = kstart + 1 + klen;
+            key = decode_fixstr_key(d, kstart, kstart + 1, klen);
         }
-        if (key == NULL && !PyErr_Occurred()) {
+        else {
             key = decode_value(d, pp, end, depth + 1);
         }
         if (key == NULL) {
