@@ -123,7 +123,7 @@ $(VENV)/.stamp-docs: pyproject.toml setup.py $(VENV)/.stamp-install
 	touch $@
 
 docs: $(VENV)/.stamp-docs
-	$(VENV)/bin/sphinx-build docs docs/_build/html
+	$(VENV)/bin/sphinx-build -W docs docs/_build/html
 
 clean:
 	rm -rf build dist *.egg-info docs/_build .pytest_cache .hypothesis
