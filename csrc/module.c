@@ -2,7 +2,7 @@
  *
  * The module is initialised in phases (PEP 489): pyrc_exec imports the
  * exception classes from pyredcache.exceptions into the module state, then
- * lets each part of the core (connection, codec, keys) add its types and
+ * lets each part of the core (connection, codec, keys, promise) add its types and
  * functions.  Every object is visited and cleared through the state, so
  * the module can be loaded in several interpreters and torn down cleanly.
  */
@@ -28,6 +28,7 @@ import_exceptions(pyrc_state *st)
     LOAD(ResponseError);
     LOAD(ProtocolError);
     LOAD(SerializationError);
+    LOAD(PromiseError);
 #undef LOAD
     Py_DECREF(mod);
     return 0;
@@ -52,6 +53,9 @@ pyrc_exec(PyObject *module)
     if (pyrc_keys_exec(module, st) < 0) {
         return -1;
     }
+    if (pyrc_promise_exec(module, st) < 0) {
+        return -1;
+    }
     if (PyModule_AddStringConstant(module, "implementation", "c") < 0) {
         return -1;
     }
@@ -68,9 +72,11 @@ pyrc_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->ResponseError);
     Py_VISIT(st->ProtocolError);
     Py_VISIT(st->SerializationError);
+    Py_VISIT(st->PromiseError);
     if (pyrc_connection_traverse(st, visit, arg)
         || pyrc_codec_traverse(st, visit, arg)
-        || pyrc_keys_traverse(st, visit, arg)) {
+        || pyrc_keys_traverse(st, visit, arg)
+        || pyrc_promise_traverse(st, visit, arg)) {
         return -1;
     }
     return 0;
@@ -86,9 +92,11 @@ pyrc_clear(PyObject *module)
     Py_CLEAR(st->ResponseError);
     Py_CLEAR(st->ProtocolError);
     Py_CLEAR(st->SerializationError);
+    Py_CLEAR(st->PromiseError);
     pyrc_connection_clear(st);
     pyrc_codec_clear(st);
     pyrc_keys_clear(st);
+    pyrc_promise_clear(st);
     return 0;
 }
 

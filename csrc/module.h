@@ -1,7 +1,7 @@
 /* pyredcache._core: shared declarations.
  *
  * Every Python object the extension keeps lives in one module-state struct
- * (pyrc_state).  Each part of the core (connection, codec, keys) owns one
+ * (pyrc_state).  Each part of the core (connection, codec, keys, promise) owns one
  * sub-struct of it and exports an exec/traverse/clear trio that module.c
  * calls; nothing is kept in C globals except the fork generation counter
  * (a plain integer, see connection.c).
@@ -32,9 +32,11 @@ typedef struct {
     PyObject *ResponseError;
     PyObject *ProtocolError;
     PyObject *SerializationError;
+    PyObject *PromiseError;
 
     /* Heap types. */
     PyTypeObject *ConnectionType;
+    PyTypeObject *PromiseType;
 
     pyrc_codec_state codec;
     pyrc_keys_state keys;
@@ -68,5 +70,9 @@ void pyrc_codec_clear(pyrc_state *st);
 int pyrc_keys_exec(PyObject *module, pyrc_state *st);
 int pyrc_keys_traverse(pyrc_state *st, visitproc visit, void *arg);
 void pyrc_keys_clear(pyrc_state *st);
+
+int pyrc_promise_exec(PyObject *module, pyrc_state *st);
+int pyrc_promise_traverse(pyrc_state *st, visitproc visit, void *arg);
+void pyrc_promise_clear(pyrc_state *st);
 
 #endif /* PYRC_MODULE_H */

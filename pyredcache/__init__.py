@@ -3,12 +3,14 @@
 Re-exports only; see the submodules for the code.
 """
 
+from . import _compat
 from ._compat import implementation
 from .cache import NO_VALUE, BaseCache, Cache
 from .client import Client
 from .exceptions import (
     ConnectionError,
     InvalidSignature,
+    PromiseError,
     ProtocolError,
     PyRedCacheError,
     ResponseError,
@@ -24,6 +26,9 @@ from .serializers import (
 )
 from .testing import NullCache
 
+# The C type when the extension is in use, else the pure twin.
+Promise = _compat.core.Promise
+
 __version__ = "0.1.0.dev0"
 
 __all__ = [
@@ -33,6 +38,7 @@ __all__ = [
     "NullCache",
     "NO_VALUE",
     "Client",
+    "Promise",
     "BaseSerializer",
     "JSONSerializer",
     "NativeSerializer",
@@ -45,4 +51,5 @@ __all__ = [
     "ResponseError",
     "SerializationError",
     "InvalidSignature",
+    "PromiseError",
 ]

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Sequence
 
 from ._codec_py import MAX_DEPTH, dumps, loads
 from ._keys_py import KeyBuilder
+from ._promise_py import Promise
 from .exceptions import (
     ConnectionError,
     ProtocolError,
@@ -26,8 +27,8 @@ from .exceptions import (
     TimeoutError,
 )
 
-__all__ = ["Connection", "KeyBuilder", "MAX_DEPTH", "dumps", "loads", "implementation",
-           "encode_arg"]
+__all__ = ["Connection", "KeyBuilder", "MAX_DEPTH", "Promise", "dumps", "loads",
+           "implementation", "encode_arg"]
 
 implementation = "python"
 

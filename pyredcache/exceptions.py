@@ -15,6 +15,7 @@ __all__ = [
     "ResponseError",
     "SerializationError",
     "InvalidSignature",
+    "PromiseError",
 ]
 
 
@@ -67,3 +68,8 @@ class InvalidSignature(SerializationError):
     Its bytes were never decoded.  Caches treat it as a miss (and log it
     once per key).
     """
+
+
+class PromiseError(PyRedCacheError):
+    """A :class:`~pyredcache.Promise` was used out of turn: resolved or
+    rejected a second time, or its ``value`` read while still pending."""
