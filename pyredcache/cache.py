@@ -192,11 +192,8 @@ class BaseCache:
         """
         if not keys:
             return []
-        ns = self.namespace
-        if all(type(k) is str for k in keys):
-            full = [ns + k for k in keys] if ns else list(keys)
-        else:
-            full = [self._key(k) for k in keys]
+        key = self._key
+        full = [key(k) for k in keys]
         raws = self.client.mget(full)
         loads = self.serializer.loads
         try:

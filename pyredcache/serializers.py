@@ -189,7 +189,6 @@ class SignedSerializer(BaseSerializer):
         self.inner = inner
         self.digestmod = digestmod
         self._key = bytes(secret_key)
-        self._size = size
         self._header = len(self.VERSION) + size
 
     def _mac(self, payload: bytes) -> bytes:
@@ -201,10 +200,11 @@ class SignedSerializer(BaseSerializer):
 
     def loads(self, data: bytes) -> Any:
         data = bytes(data)
-        if len(data) < self._header or data[:1] != self.VERSION:
+        version = len(self.VERSION)
+        if len(data) < self._header or data[:version] != self.VERSION:
             raise InvalidSignature("stored value is not signed, or is truncated")
         payload = data[self._header:]
-        if not hmac.compare_digest(data[1:self._header], self._mac(payload)):
+        if not hmac.compare_digest(data[version:self._header], self._mac(payload)):
             raise InvalidSignature("stored value's signature does not match")
         return self.inner.loads(payload)
 
