@@ -1076,19 +1076,21 @@ pyrc_encode(pyrc_encoder *enc, PyObject *obj, int depth)
 
 typedef const unsigned char *uptr;
 
-/* Map keys repeat (a list of records has the same keys in every record):
- * short ASCII str keys are remembered for the length of one loads() call
- * in a small direct-mapped table, so a repeated key costs a compare and an
- * INCREF instead of a decode, an allocation and a hash computation.
- * Strings are immutable, so sharing the object changes no value.  Values
- * do not go through the table: unique ones would only evict the keys. */
-#define PYRC_KEY_CACHE 128
-
+/* Map keys repeat: every record of a list, and every cached value of the
+ * same function, has the same keys.  Short ASCII str keys are remembered
+ * in a small direct-mapped table in the module state (cs->key_cache,
+ * PYRC_KEY_CACHE slots), shared by all loads() calls, so a repeated key
+ * costs a hash of its bytes, a compare and an INCREF instead of a decode,
+ * an allocation and a str hash computation (the cached str keeps its
+ * hash).  Strings are immutable, so sharing the object changes no value.
+ * Values do not go through the table: unique ones would only evict the
+ * keys.  A slot is read and replaced with no Python code run in between
+ * (a str has no finalizer), so a reentrant loads() cannot see it torn. */
 typedef struct {
     uptr base;                  /* start of the input, for offsets */
     const pyrc_codec_state *cs;
     PyObject *SerializationError;
-    PyObject *keys[PYRC_KEY_CACHE]; /* owned references, or NULL */
+    PyObject **keys;            /* the module state's key_cache */
 } decoder;
 
 static PyObject *decode_value(decoder *d, uptr *pp, uptr end, int depth);
@@ -1772,38 +1774,17 @@ codec_dumps(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
 {
     pyrc_state *st = pyrc_get_state(module);
     PyObject *obj, *canonical_obj = NULL, *result = NULL;
-    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames), i;
     pyrc_encoder enc;
     int canonical = 0;
 
     /* dumps(obj, /, canonical=False) */
-    if (nargs < 1 || nargs > 2) {
-        PyErr_Format(PyExc_TypeError,
-                     nargs < 1 ? "dumps() missing required argument 'obj' (pos 1)"
-                               : "dumps() takes from 1 to 2 positional "
-                                 "arguments but %zd were given", nargs);
+    static const char *const names[2] = {"obj", "canonical"};
+    PyObject *argv[2] = {NULL, NULL};
+    if (pyrc_parse_args("dumps", args, nargs, kwnames, names, 2, 1, 1, argv) < 0) {
         return NULL;
     }
-    obj = args[0];
-    if (nargs == 2) {
-        canonical_obj = args[1];
-    }
-    for (i = 0; i < nkw; i++) {
-        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
-        if (!PyUnicode_Check(name)
-            || PyUnicode_CompareWithASCIIString(name, "canonical") != 0) {
-            PyErr_Format(PyExc_TypeError,
-                         "dumps() got an unexpected keyword argument '%S'", name);
-            return NULL;
-        }
-        if (canonical_obj != NULL) {
-            PyErr_SetString(PyExc_TypeError,
-                            "dumps() got multiple values for argument "
-                            "'canonical'");
-            return NULL;
-        }
-        canonical_obj = args[nargs + i];
-    }
+    obj = argv[0];
+    canonical_obj = argv[1];
     if (canonical_obj != NULL) {
         canonical = PyObject_IsTrue(canonical_obj);
         if (canonical < 0) {
@@ -1861,7 +1842,7 @@ codec_loads(PyObject *module, PyObject *data)
     d.base = (uptr)view.buf;
     d.cs = &st->codec;
     d.SerializationError = st->SerializationError;
-    memset(d.keys, 0, sizeof(d.keys));
+    d.keys = st->codec.key_cache;
     p = d.base;
     end = d.base + view.len;
     result = decode_value(&d, &p, end, 0);
@@ -1869,9 +1850,6 @@ codec_loads(PyObject *module, PyObject *data)
         Py_CLEAR(result);
         dec_error(&d, p, "%zd trailing bytes after the value",
                   (Py_ssize_t)(end - p));
-    }
-    for (int i = 0; i < PYRC_KEY_CACHE; i++) {
-        Py_XDECREF(d.keys[i]);
     }
     PyBuffer_Release(&view);
     return result;
@@ -1973,6 +1951,9 @@ pyrc_codec_traverse(pyrc_state *st, visitproc visit, void *arg)
     Py_VISIT(cs->str_cache_key);
     Py_VISIT(cs->kwnames_signed);
     Py_VISIT(cs->int_64);
+    for (int i = 0; i < PYRC_KEY_CACHE; i++) {
+        Py_VISIT(cs->key_cache[i]);
+    }
     return 0;
 }
 
@@ -1995,4 +1976,7 @@ pyrc_codec_clear(pyrc_state *st)
     Py_CLEAR(cs->str_cache_key);
     Py_CLEAR(cs->kwnames_signed);
     Py_CLEAR(cs->int_64);
+    for (int i = 0; i < PYRC_KEY_CACHE; i++) {
+        Py_CLEAR(cs->key_cache[i]);
+    }
 }

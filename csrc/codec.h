@@ -28,6 +28,9 @@
 #define PYRC_EXT_DECIMAL 8
 #define PYRC_EXT_UUID 9
 
+/* Slots of the loads() map-key cache (a power of two). */
+#define PYRC_KEY_CACHE 128
+
 typedef struct {
     /* PyDateTime_CAPI * (the capsule of the datetime module, which lives
      * for the whole process); a C pointer, not an object, so not visited. */
@@ -47,6 +50,8 @@ typedef struct {
     PyObject *str_cache_key;    /* "__cache_key__" */
     PyObject *kwnames_signed;   /* ("signed",) */
     PyObject *int_64;           /* 64 */
+    /* Short ASCII str map keys loads() has seen (see codec.c). */
+    PyObject *key_cache[PYRC_KEY_CACHE];
 } pyrc_codec_state;
 
 /* Growable output buffer; starts in `small`, moves to the heap. */

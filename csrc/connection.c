@@ -35,10 +35,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <hiredis/hiredis.h>
-
-#include "module.h"
-#include "reply.h"
+#include "connection.h"
 
 #include <structmember.h>
 
@@ -51,33 +48,11 @@ pyrc_after_fork_child(void)
     pyrc_fork_generation++;
 }
 
-typedef struct {
-    PyObject_HEAD
-    pyrc_state *st;
-    redisContext *ctx;          /* NULL while not connected */
-    unsigned long generation;   /* pyrc_fork_generation when ctx was made */
-    int busy;
-    pyrc_reply_ctx rctx;
-
-    /* configuration, read-only after __init__ */
-    PyObject *host;             /* str */
-    int port;
-    PyObject *unix_socket_path; /* str or None */
-    int db;
-    PyObject *username;         /* str or None */
-    PyObject *password;         /* str or None */
-    PyObject *socket_timeout;          /* float or None, seconds */
-    PyObject *socket_connect_timeout;  /* float or None, seconds */
-    struct timeval timeout_tv;         /* {0,0}: wait forever */
-    struct timeval connect_tv;
-    int has_connect_timeout;
-} ConnectionObject;
-
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
 
-static PyObject *
-describe(ConnectionObject *self)
+PyObject *
+pyrc_conn_describe(ConnectionObject *self)
 {
     if (self->unix_socket_path != Py_None) {
         return Py_NewRef(self->unix_socket_path);
@@ -90,7 +65,7 @@ static void
 raise_for(ConnectionObject *self, PyObject *exc_type, const char *prefix,
           const char *detail)
 {
-    PyObject *where = describe(self);
+    PyObject *where = pyrc_conn_describe(self);
     if (where == NULL) {
         return;
     }
@@ -100,8 +75,8 @@ raise_for(ConnectionObject *self, PyObject *exc_type, const char *prefix,
 
 /* Close the socket and free the context.  The GIL must be held: the
  * reader may hold a half-built reply made of Python objects. */
-static void
-drop_context(ConnectionObject *self)
+void
+pyrc_conn_drop(ConnectionObject *self)
 {
     redisContext *ctx = self->ctx;
     self->ctx = NULL;
@@ -241,29 +216,9 @@ encode_arg(PyObject *arg, const char **ptr, size_t *len, char *scratch,
     return -1;
 }
 
-/* The encoded form of a whole pipeline, built before anything is appended
- * to the context so that a bad argument leaves nothing half-written.
- * Small commands (the hot path: GET key) use the inline arrays and
- * allocate nothing. */
-#define PYRC_SMALL_ARGS 8
 
-typedef struct {
-    Py_ssize_t ncmds;
-    Py_ssize_t nargs;
-    Py_ssize_t filled;      /* arguments encoded so far */
-    int *argc;              /* per command */
-    const char **argv;      /* all arguments, flat */
-    size_t *argvlen;
-    char *scratch;          /* 32 bytes per argument, for numbers */
-    PyObject *keep;         /* list of objects owning argument memory */
-    int argc_small[1];
-    const char *argv_small[PYRC_SMALL_ARGS];
-    size_t argvlen_small[PYRC_SMALL_ARGS];
-    char scratch_small[32 * PYRC_SMALL_ARGS];
-} encoded_t;
-
-static void
-encoded_free(encoded_t *e)
+void
+pyrc_encoded_free(encoded_t *e)
 {
     if (e->argc != e->argc_small) {
         PyMem_Free(e->argc);
@@ -309,7 +264,7 @@ encoded_init(encoded_t *e, Py_ssize_t ncmds, Py_ssize_t nargs)
         e->scratch = PyMem_Malloc(32 * (size_t)nargs);
     }
     if (e->argc == NULL || e->argv == NULL || e->argvlen == NULL || e->scratch == NULL) {
-        encoded_free(e);
+        pyrc_encoded_free(e);
         PyErr_NoMemory();
         return -1;
     }
@@ -351,7 +306,7 @@ encode_argv(encoded_t *e, PyObject *const *args, Py_ssize_t nargs)
         return -1;
     }
     if (encoded_add(e, 0, args, nargs) < 0) {
-        encoded_free(e);
+        pyrc_encoded_free(e);
         return -1;
     }
     return 0;
@@ -359,8 +314,8 @@ encode_argv(encoded_t *e, PyObject *const *args, Py_ssize_t nargs)
 
 /* Encode `ncmds` commands, each a sequence of arguments (seqs: a list of
  * PySequence_Fast results, kept alive by the caller until the append). */
-static int
-encode_commands(encoded_t *e, PyObject *seqs)
+int
+pyrc_encode_commands(encoded_t *e, PyObject *seqs)
 {
     Py_ssize_t ncmds = PyList_GET_SIZE(seqs), nargs = 0;
     for (Py_ssize_t i = 0; i < ncmds; i++) {
@@ -383,7 +338,7 @@ encode_commands(encoded_t *e, PyObject *seqs)
         PyObject *seq = PyList_GET_ITEM(seqs, i);
         if (encoded_add(e, i, PySequence_Fast_ITEMS(seq),
                         PySequence_Fast_GET_SIZE(seq)) < 0) {
-            encoded_free(e);
+            pyrc_encoded_free(e);
             return -1;
         }
     }
@@ -391,8 +346,8 @@ encode_commands(encoded_t *e, PyObject *seqs)
 }
 
 /* Turn an iterable of commands into a list of PySequence_Fast objects. */
-static PyObject *
-command_sequences(PyObject *commands)
+PyObject *
+pyrc_command_sequences(PyObject *commands)
 {
     PyObject *seq = PySequence_Fast(commands, "commands must be an iterable of commands");
     if (seq == NULL) {
@@ -432,21 +387,21 @@ error:
 /* I/O                                                                  */
 
 /* Map a failed hiredis call to an exception, close the connection. */
-static void
-raise_io_error(ConnectionObject *self, int err, int saved_errno,
+void
+pyrc_conn_raise_io_error(ConnectionObject *self, int err, int saved_errno,
                const char *errstr)
 {
     pyrc_state *st = self->st;
     char detail[160];
     snprintf(detail, sizeof(detail), "%s", errstr);
-    drop_context(self);
+    pyrc_conn_drop(self);
     int timed_out = (err == REDIS_ERR_IO &&
                      (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK));
 #ifdef REDIS_ERR_TIMEOUT
     timed_out = timed_out || err == REDIS_ERR_TIMEOUT;
 #endif
     if (timed_out) {
-        PyObject *where = describe(self);
+        PyObject *where = pyrc_conn_describe(self);
         if (where != NULL) {
             PyErr_Format(st->TimeoutError,
                          "Timeout reading from %U after %R seconds",
@@ -481,7 +436,7 @@ flush_output(ConnectionObject *self)
     saved_errno = errno;
     Py_END_ALLOW_THREADS
     if (rc != REDIS_OK) {
-        raise_io_error(self, ctx->err, saved_errno, ctx->errstr);
+        pyrc_conn_raise_io_error(self, ctx->err, saved_errno, ctx->errstr);
         return -1;
     }
     return 0;
@@ -497,7 +452,7 @@ read_reply(ConnectionObject *self)
     void *reply = NULL;
     for (;;) {
         if (redisReaderGetReply(ctx->reader, &reply) != REDIS_OK) {
-            raise_io_error(self, REDIS_ERR_PROTOCOL, 0, ctx->reader->errstr);
+            pyrc_conn_raise_io_error(self, REDIS_ERR_PROTOCOL, 0, ctx->reader->errstr);
             return NULL;
         }
         if (reply != NULL) {
@@ -509,13 +464,13 @@ read_reply(ConnectionObject *self)
         saved_errno = errno;
         Py_END_ALLOW_THREADS
         if (rc != REDIS_OK) {
-            raise_io_error(self, ctx->err, saved_errno, ctx->errstr);
+            pyrc_conn_raise_io_error(self, ctx->err, saved_errno, ctx->errstr);
             return NULL;
         }
         /* A signal (EINTR) makes redisBufferRead return with nothing read;
          * let Python handlers run, and abandon the reply if one raised. */
         if (PyErr_CheckSignals() < 0) {
-            drop_context(self);
+            pyrc_conn_drop(self);
             return NULL;
         }
     }
@@ -533,7 +488,7 @@ roundtrip(ConnectionObject *self, encoded_t *e)
                                    e->argvlen + k) != REDIS_OK) {
             /* only fails on out-of-memory; part of the pipeline may be in
              * the output buffer, so the connection cannot be reused */
-            drop_context(self);
+            pyrc_conn_drop(self);
             PyErr_NoMemory();
             return NULL;
         }
@@ -544,7 +499,7 @@ roundtrip(ConnectionObject *self, encoded_t *e)
     }
     PyObject *replies = PyList_New(e->ncmds);
     if (replies == NULL) {
-        drop_context(self);
+        pyrc_conn_drop(self);
         return NULL;
     }
     for (Py_ssize_t i = 0; i < e->ncmds; i++) {
@@ -573,7 +528,7 @@ handshake_command(ConnectionObject *self, PyObject *cmd)
         return -1;
     }
     PyObject *replies = roundtrip(self, &e);
-    encoded_free(&e);
+    pyrc_encoded_free(&e);
     if (replies == NULL) {
         return -1;
     }
@@ -591,7 +546,7 @@ static int
 do_connect(ConnectionObject *self)
 {
     redisContext *ctx;
-    drop_context(self);
+    pyrc_conn_drop(self);
 
     const char *path = NULL, *host = NULL;
     if (self->unix_socket_path != Py_None) {
@@ -670,34 +625,36 @@ do_connect(ConnectionObject *self)
     return 0;
 error:
     Py_XDECREF(cmd);
-    drop_context(self);
+    pyrc_conn_drop(self);
     return -1;
 }
 
 /* Make sure a live context of this process is there. */
-static int
-ensure_connected(ConnectionObject *self)
+int
+pyrc_conn_ensure_connected(ConnectionObject *self)
 {
     if (self->ctx != NULL) {
         if (self->generation != pyrc_fork_generation) {
             /* made by the parent before fork(): close our copy only */
-            drop_context(self);
+            pyrc_conn_drop(self);
         }
         else {
             struct pollfd pfd = {.fd = self->ctx->fd, .events = POLLIN};
+            redisReader *r = self->ctx->reader;
             int n = poll(&pfd, 1, 0);
-            if (n == 0) {
+            if (n == 0 && r->pos >= r->len) {
                 return 0; /* quiet: alive as far as we can tell */
             }
-            /* readable (EOF or stray bytes), hung up, or poll failed */
-            drop_context(self);
+            /* readable (EOF or stray bytes), hung up, poll failed, or
+             * bytes past the last reply already read: out of step */
+            pyrc_conn_drop(self);
         }
     }
     return do_connect(self);
 }
 
-static int
-enter(ConnectionObject *self)
+int
+pyrc_conn_enter(ConnectionObject *self)
 {
     if (self->busy) {
         PyErr_SetString(PyExc_RuntimeError,
@@ -739,15 +696,15 @@ Connection_execute_command(ConnectionObject *self, PyObject *const *args,
         return NULL;
     }
     PyObject *replies = NULL, *reply = NULL;
-    if (enter(self) < 0) {
-        encoded_free(&e);
+    if (pyrc_conn_enter(self) < 0) {
+        pyrc_encoded_free(&e);
         return NULL;
     }
-    if (ensure_connected(self) == 0) {
+    if (pyrc_conn_ensure_connected(self) == 0) {
         replies = roundtrip(self, &e);
     }
     self->busy = 0;
-    encoded_free(&e);
+    pyrc_encoded_free(&e);
     if (replies == NULL) {
         return NULL;
     }
@@ -777,7 +734,7 @@ PyDoc_STRVAR(pipeline_doc,
 static PyObject *
 Connection_pipeline(ConnectionObject *self, PyObject *commands)
 {
-    PyObject *seqs = command_sequences(commands);
+    PyObject *seqs = pyrc_command_sequences(commands);
     if (seqs == NULL) {
         return NULL;
     }
@@ -785,21 +742,19 @@ Connection_pipeline(ConnectionObject *self, PyObject *commands)
         return seqs;
     }
     encoded_t e;
-    int rc = encode_commands(&e, seqs);
+    int rc = pyrc_encode_commands(&e, seqs);
     if (rc < 0) {
         Py_DECREF(seqs);
         return NULL;
     }
     PyObject *replies = NULL;
-    if (enter(self) < 0) {
-        encoded_free(&e);
-        return NULL;
+    if (pyrc_conn_enter(self) == 0) {
+        if (pyrc_conn_ensure_connected(self) == 0) {
+            replies = roundtrip(self, &e);
+        }
+        self->busy = 0;
     }
-    if (ensure_connected(self) == 0) {
-        replies = roundtrip(self, &e);
-    }
-    self->busy = 0;
-    encoded_free(&e);
+    pyrc_encoded_free(&e);
     Py_DECREF(seqs);
     return replies;
 }
@@ -815,7 +770,7 @@ PyDoc_STRVAR(connect_doc,
 static PyObject *
 Connection_connect(ConnectionObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (enter(self) < 0) {
+    if (pyrc_conn_enter(self) < 0) {
         return NULL;
     }
     int rc = do_connect(self);
@@ -835,10 +790,10 @@ PyDoc_STRVAR(close_doc,
 static PyObject *
 Connection_close(ConnectionObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (enter(self) < 0) {
+    if (pyrc_conn_enter(self) < 0) {
         return NULL;
     }
-    drop_context(self);
+    pyrc_conn_drop(self);
     self->busy = 0;
     Py_RETURN_NONE;
 }
@@ -853,7 +808,7 @@ Connection_get_connected(ConnectionObject *self, void *Py_UNUSED(closure))
 static PyObject *
 Connection_repr(ConnectionObject *self)
 {
-    PyObject *where = describe(self);
+    PyObject *where = pyrc_conn_describe(self);
     if (where == NULL) {
         return NULL;
     }
@@ -1007,7 +962,7 @@ Connection_clear(ConnectionObject *self)
 {
     /* The reader may hold Python objects (a half-read reply); free it
      * before the rest. */
-    drop_context(self);
+    pyrc_conn_drop(self);
     Py_CLEAR(self->host);
     Py_CLEAR(self->unix_socket_path);
     Py_CLEAR(self->username);

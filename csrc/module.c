@@ -2,11 +2,63 @@
  *
  * The module is initialised in phases (PEP 489): pyrc_exec imports the
  * exception classes from pyredcache.exceptions into the module state, then
- * lets each part of the core (connection, codec, keys, promise) add its types and
+ * lets each part of the core (connection, multiplex, codec, keys, promise, hashing) add its types and
  * functions.  Every object is visited and cleared through the state, so
  * the module can be loaded in several interpreters and torn down cleanly.
  */
 #include "module.h"
+
+int
+pyrc_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs,
+                PyObject *kwnames, const char *const *names, int n,
+                int nrequired, int nposonly, PyObject **out)
+{
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    int given[16] = {0};
+    assert(n <= 16);
+    if (nargs > n) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() takes at most %d arguments (%zd given)",
+                     fname, n, nargs + nkw);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        out[i] = args[i];
+        given[i] = 1;
+    }
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        int j;
+        for (j = nposonly; j < n; j++) {
+            if (PyUnicode_CompareWithASCIIString(name, names[j]) == 0) {
+                break;
+            }
+        }
+        if (j == n) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() got an unexpected keyword argument '%S'",
+                         fname, name);
+            return -1;
+        }
+        if (given[j]) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() got multiple values for argument '%s'",
+                         fname, names[j]);
+            return -1;
+        }
+        out[j] = args[nargs + i];
+        given[j] = 1;
+    }
+    for (int j = 0; j < nrequired; j++) {
+        if (!given[j]) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() missing required argument '%s' (pos %d)",
+                         fname, names[j], j + 1);
+            return -1;
+        }
+    }
+    return 0;
+}
 
 static int
 import_exceptions(pyrc_state *st)
@@ -56,6 +108,12 @@ pyrc_exec(PyObject *module)
     if (pyrc_promise_exec(module, st) < 0) {
         return -1;
     }
+    if (pyrc_hashing_exec(module, st) < 0) {
+        return -1;
+    }
+    if (pyrc_multiplex_exec(module, st) < 0) {
+        return -1;
+    }
     if (PyModule_AddStringConstant(module, "implementation", "c") < 0) {
         return -1;
     }
@@ -76,7 +134,8 @@ pyrc_traverse(PyObject *module, visitproc visit, void *arg)
     if (pyrc_connection_traverse(st, visit, arg)
         || pyrc_codec_traverse(st, visit, arg)
         || pyrc_keys_traverse(st, visit, arg)
-        || pyrc_promise_traverse(st, visit, arg)) {
+        || pyrc_promise_traverse(st, visit, arg)
+        || pyrc_hashing_traverse(st, visit, arg)) {
         return -1;
     }
     return 0;
@@ -97,6 +156,7 @@ pyrc_clear(PyObject *module)
     pyrc_codec_clear(st);
     pyrc_keys_clear(st);
     pyrc_promise_clear(st);
+    pyrc_hashing_clear(st);
     return 0;
 }
 
@@ -114,9 +174,10 @@ static PyModuleDef_Slot pyrc_slots[] = {
 PyDoc_STRVAR(module_doc,
 "pyredcache._core: the C core of pyredcache.\n"
 "\n"
-"Connections over hiredis, reply decoding, the value codec and cache-key\n"
-"building.  pyredcache._core_py is its pure-Python twin and exports the\n"
-"same names with the same behaviour.");
+"Connections over hiredis, parallel pipelines over many connections, reply\n"
+"decoding, the value codec, cache-key building, Promise, and the key\n"
+"routing hashes (CRC32 buckets, ketama ring).  pyredcache._core_py is its\n"
+"pure-Python twin and exports the same names with the same behaviour.");
 
 PyModuleDef pyrc_moduledef = {
     PyModuleDef_HEAD_INIT,

@@ -1,7 +1,7 @@
 /* pyredcache._core: shared declarations.
  *
  * Every Python object the extension keeps lives in one module-state struct
- * (pyrc_state).  Each part of the core (connection, codec, keys, promise) owns one
+ * (pyrc_state).  Each part of the core (connection, multiplex, codec, keys, promise, hashing) owns one
  * sub-struct of it and exports an exec/traverse/clear trio that module.c
  * calls; nothing is kept in C globals except the fork generation counter
  * (a plain integer, see connection.c).
@@ -37,6 +37,8 @@ typedef struct {
     /* Heap types. */
     PyTypeObject *ConnectionType;
     PyTypeObject *PromiseType;
+    PyTypeObject *Crc32BucketsType;
+    PyTypeObject *KetamaRingType;
 
     pyrc_codec_state codec;
     pyrc_keys_state keys;
@@ -57,6 +59,16 @@ pyrc_state_from_type(PyTypeObject *tp)
     return (pyrc_state *)PyType_GetModuleState(tp);
 }
 
+/* The one argument parser of METH_FASTCALL | METH_KEYWORDS functions.
+ *
+ * `names` holds the n parameter names; the first `nposonly` are positional
+ * only, the first `nrequired` are required.  out[i] receives a borrowed
+ * reference to each argument given and is left as it was (the caller's
+ * default) otherwise.  0, or -1 with a TypeError worded like CPython's. */
+int pyrc_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs,
+                    PyObject *kwnames, const char *const *names, int n,
+                    int nrequired, int nposonly, PyObject **out);
+
 /* Per-part hooks called by module.c. exec returns 0 or -1 with an
  * exception set. */
 int pyrc_connection_exec(PyObject *module, pyrc_state *st);
@@ -74,5 +86,11 @@ void pyrc_keys_clear(pyrc_state *st);
 int pyrc_promise_exec(PyObject *module, pyrc_state *st);
 int pyrc_promise_traverse(pyrc_state *st, visitproc visit, void *arg);
 void pyrc_promise_clear(pyrc_state *st);
+
+int pyrc_hashing_exec(PyObject *module, pyrc_state *st);
+int pyrc_hashing_traverse(pyrc_state *st, visitproc visit, void *arg);
+void pyrc_hashing_clear(pyrc_state *st);
+
+int pyrc_multiplex_exec(PyObject *module, pyrc_state *st);
 
 #endif /* PYRC_MODULE_H */

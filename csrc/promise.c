@@ -237,40 +237,10 @@ promise_then(Promise *self, PyObject *const *args, Py_ssize_t nargs,
     static const char *const names[2] = {"on_resolve", "on_reject"};
     PyObject *fns[2] = {Py_None, Py_None};
     PyObject *pair;
-    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames), i, j;
-    int seen[2] = {0, 0};
+    int j;
 
-    if (nargs > 2) {
-        PyErr_Format(PyExc_TypeError,
-                     "then() takes at most 2 arguments (%zd given)",
-                     nargs + nkw);
+    if (pyrc_parse_args("then", args, nargs, kwnames, names, 2, 0, 0, fns) < 0) {
         return NULL;
-    }
-    for (i = 0; i < nargs; i++) {
-        fns[i] = args[i];
-        seen[i] = 1;
-    }
-    for (i = 0; i < nkw; i++) {
-        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
-        for (j = 0; j < 2; j++) {
-            if (PyUnicode_CompareWithASCIIString(name, names[j]) == 0) {
-                break;
-            }
-        }
-        if (j == 2) {
-            PyErr_Format(PyExc_TypeError,
-                         "then() got an unexpected keyword argument '%S'",
-                         name);
-            return NULL;
-        }
-        if (seen[j]) {
-            PyErr_Format(PyExc_TypeError,
-                         "then() got multiple values for argument '%s'",
-                         names[j]);
-            return NULL;
-        }
-        fns[j] = args[nargs + i];
-        seen[j] = 1;
     }
     for (j = 0; j < 2; j++) {
         if (fns[j] != Py_None && !PyCallable_Check(fns[j])) {

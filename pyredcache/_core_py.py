@@ -18,7 +18,9 @@ import socket
 from typing import Any, Iterable, Sequence
 
 from ._codec_py import MAX_DEPTH, dumps, loads
+from ._hashing_py import Crc32Buckets, KetamaRing, crc32
 from ._keys_py import KeyBuilder
+from ._multiplex_py import multi_pipeline
 from ._promise_py import Promise
 from .exceptions import (
     ConnectionError,
@@ -28,7 +30,8 @@ from .exceptions import (
 )
 
 __all__ = ["Connection", "KeyBuilder", "MAX_DEPTH", "Promise", "dumps", "loads",
-           "implementation", "encode_arg"]
+           "implementation", "encode_arg", "multi_pipeline",
+           "crc32", "Crc32Buckets", "KetamaRing"]
 
 implementation = "python"
 
@@ -262,7 +265,8 @@ class Connection:
             readable = select.select([self._sock], [], [], 0)[0]
         except (OSError, ValueError):
             readable = True
-        if readable:
+        # Bytes past the last reply already read count as out of step too.
+        if readable or self._pos < len(self._buf):
             self.connect()
 
     # -- commands -------------------------------------------------------------

@@ -33,11 +33,14 @@ class ConnectionError(PyRedCacheError):  # noqa: A001 - the name Redis users kno
     """
 
 
-class TimeoutError(PyRedCacheError):  # noqa: A001
-    """No reply arrived within ``socket_timeout`` seconds.
+class TimeoutError(ConnectionError):  # noqa: A001
+    """No reply arrived within ``socket_timeout`` seconds (or, in a fan-out
+    over several servers, within ``poller_timeout`` seconds).
 
     The connection is closed, since the late reply would otherwise be read
-    as the answer to the next command.
+    as the answer to the next command.  It is a :class:`ConnectionError`:
+    the server could not be used, and ``except ConnectionError`` handles
+    a dead server and a silent one alike.
     """
 
 

@@ -6,7 +6,8 @@
   built and the switch is not given, the C half fails: it does not skip.
 * ``redis_server``: a private ``redis-server`` (free loopback port plus a
   unix socket, temp dir, no persistence) for the whole session; ``server``
-  is a fresh one for a single test that kills or restarts it.  Nothing here
+  is a fresh one for a single test that kills or restarts it;
+  ``shards`` are four more for client-side sharding, flushed per test.  Nothing here
   ever talks to a server the machine happens to run on 6379.
 """
 
@@ -128,6 +129,16 @@ class RedisServer:
         self.kill()
         self.start()
 
+    def pause(self) -> None:
+        """SIGSTOP the server: connections stay open, nothing is answered."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT a paused server."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
     def close(self) -> None:
         self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -145,6 +156,23 @@ def redis_url(redis_server: RedisServer) -> str:
     """URL of the session server, flushed before the test."""
     redis_server.client().flushall()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def shard_servers() -> Iterator[list[RedisServer]]:
+    """Four private servers for client-side sharding, for the session."""
+    servers = [RedisServer() for _ in range(4)]
+    yield servers
+    for s in servers:
+        s.close()
+
+
+@pytest.fixture
+def shards(shard_servers: list[RedisServer]) -> list[RedisServer]:
+    """The four shard servers, flushed before the test."""
+    for s in shard_servers:
+        s.client().flushall()
+    return shard_servers
 
 
 @pytest.fixture

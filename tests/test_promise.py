@@ -7,7 +7,6 @@ Semantics are stated in pyredcache/_promise_py.py's module docstring.
 from __future__ import annotations
 
 import gc
-import sys
 import textwrap
 import weakref
 

@@ -1,0 +1,627 @@
+/* multi_pipeline: one pipeline on each of many connections, all in flight
+ * at once.
+ *
+ * This is the fan-out under client-side sharding: a get_many over four
+ * servers sends one MGET to each and waits for the four replies together,
+ * so it costs about one round trip, not four.  Each job is (connection,
+ * commands); its commands are formatted as RESP into a buffer of the job's
+ * own, then one poll() loop writes every buffer and reads every reply
+ * stream until each job has all its replies or has failed.
+ *
+ * I/O.  The sockets stay blocking (a Connection used alone relies on
+ * that): every send() and recv() here passes MSG_DONTWAIT, so no call
+ * blocks and nothing has to be switched back afterwards.  Bytes read go
+ * into the connection's own hiredis reader with redisReaderFeed(), which
+ * only copies memory; replies are taken out with redisReaderGetReply(),
+ * whose callbacks (reply.c) build Python objects.
+ *
+ * GIL.  Released once per loop turn, around poll() and the send()/recv()/
+ * redisReaderFeed() calls of every ready socket; held while replies are
+ * parsed.  While it is released only C memory owned by the jobs is
+ * touched: the output buffers, the descriptors, the readers' buffers.
+ * The connections are marked busy for the whole call, so no other thread
+ * uses them meanwhile.
+ *
+ * Failures belong to one job.  A server that refuses the connection,
+ * drops it, sends bad RESP or stays silent for `timeout` seconds fails its
+ * job: that connection is closed (its stream is out of step) and the
+ * job's slot in the result holds the exception; the other jobs go on to
+ * the end, so their connections stay in step and usable.  Only a signal
+ * handler's exception (KeyboardInterrupt) or a bad argument aborts the
+ * whole call: then every connection still in flight is closed.
+ *
+ * Concurrency.  At most `max_concurrency` jobs are in flight; when one
+ * ends the next waiting one starts.  Starting a job connects it if needed
+ * (a blocking connect, the GIL released, bounded by the connection's
+ * socket_connect_timeout): connections are pooled, so that is rare.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "connection.h"
+
+#define JOB_WAITING 0
+#define JOB_RUNNING 1
+#define JOB_DONE 2
+
+#define READ_CHUNK (16 * 1024)
+
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0 /* no such flag: SIGPIPE is ignored by Python anyway */
+#endif
+
+typedef struct {
+    ConnectionObject *conn; /* borrowed: the jobs sequence keeps it alive */
+    char *out;              /* the job's commands as RESP */
+    size_t outlen;
+    size_t sent;
+    Py_ssize_t ncmds;
+    Py_ssize_t nread;       /* replies taken so far */
+    PyObject *replies;      /* list of ncmds slots while running */
+    PyObject *result;       /* replies list or exception instance when done */
+    int state;
+    int entered;            /* we set conn->busy */
+    /* what happened while the GIL was released, handled after */
+    int io_error;           /* errno of a failed send/recv, or 0 */
+    int eof;                /* the server closed the socket */
+    int feed_failed;        /* redisReaderFeed failed (out of memory) */
+    int fed;                /* bytes were fed since the last parse */
+} job_t;
+
+/* The exception being raised, normalized, as a new reference. */
+static PyObject *
+take_exception(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value != NULL && tb != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+#endif
+}
+
+/* Digits of v in decimal, written backwards from end; returns the start. */
+static char *
+format_size(char *end, size_t v)
+{
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return end;
+}
+
+/* Format the encoded commands as RESP arrays of bulk strings into one
+ * buffer: "*<argc>\r\n" then "$<len>\r\n<bytes>\r\n" per argument. */
+static int
+format_resp(job_t *job, encoded_t *e)
+{
+    char digits[24];
+    char *const dend = digits + sizeof(digits);
+    size_t total = 0;
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < e->ncmds; i++) {
+        total += 3 + (size_t)(dend - format_size(dend, (size_t)e->argc[i]));
+        for (int j = 0; j < e->argc[i]; j++, k++) {
+            size_t len = e->argvlen[k];
+            if (len > ((size_t)PY_SSIZE_T_MAX - total) / 2) {
+                PyErr_SetString(PyExc_OverflowError, "pipeline too large");
+                return -1;
+            }
+            total += 5 + (size_t)(dend - format_size(dend, len)) + len;
+        }
+    }
+    char *buf = PyMem_Malloc(total ? total : 1);
+    if (buf == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    char *p = buf;
+    k = 0;
+    for (Py_ssize_t i = 0; i < e->ncmds; i++) {
+        char *d = format_size(dend, (size_t)e->argc[i]);
+        *p++ = '*';
+        memcpy(p, d, (size_t)(dend - d));
+        p += dend - d;
+        *p++ = '\r';
+        *p++ = '\n';
+        for (int j = 0; j < e->argc[i]; j++, k++) {
+            size_t len = e->argvlen[k];
+            d = format_size(dend, len);
+            *p++ = '$';
+            memcpy(p, d, (size_t)(dend - d));
+            p += dend - d;
+            *p++ = '\r';
+            *p++ = '\n';
+            if (len) {
+                memcpy(p, e->argv[k], len);
+            }
+            p += len;
+            *p++ = '\r';
+            *p++ = '\n';
+        }
+    }
+    job->out = buf;
+    job->outlen = (size_t)(p - buf);
+    return 0;
+}
+
+/* End a job with `result` (a new reference: replies or an exception). */
+static void
+finish(job_t *job, PyObject *result, Py_ssize_t *running)
+{
+    if (job->state == JOB_RUNNING) {
+        (*running)--;
+    }
+    job->state = JOB_DONE;
+    Py_CLEAR(job->replies);
+    job->result = result;
+    PyMem_Free(job->out);
+    job->out = NULL;
+}
+
+/* End a job with the exception being raised; its stream is out of step,
+ * so the connection is closed. */
+static void
+fail(job_t *job, Py_ssize_t *running)
+{
+    PyObject *exc = take_exception();
+    pyrc_conn_drop(job->conn);
+    finish(job, exc, running);
+}
+
+/* Raise `exc_type` with "<prefix> <host:port>: <detail>" and fail the job. */
+static void
+fail_with(job_t *job, PyObject *exc_type, const char *prefix,
+          const char *detail, Py_ssize_t *running)
+{
+    PyObject *where = pyrc_conn_describe(job->conn);
+    if (where != NULL) {
+        PyErr_Format(exc_type, "%s %U: %s", prefix, where, detail);
+        Py_DECREF(where);
+    }
+    fail(job, running);
+}
+
+/* Start a waiting job: connect if needed.  Never raises: a failure ends
+ * the job with the exception. */
+static void
+start(job_t *job, Py_ssize_t *running)
+{
+    if (pyrc_conn_ensure_connected(job->conn) < 0) {
+        finish(job, take_exception(), running);
+        return;
+    }
+    job->state = JOB_RUNNING;
+    (*running)++;
+}
+
+/* Take every whole reply the reader holds.  Ends the job when all came. */
+static void
+parse_replies(job_t *job, Py_ssize_t *running)
+{
+    redisReader *reader = job->conn->ctx->reader;
+    while (job->nread < job->ncmds) {
+        void *reply = NULL;
+        if (redisReaderGetReply(reader, &reply) != REDIS_OK) {
+            pyrc_state *st = job->conn->st;
+            char detail[160];
+            snprintf(detail, sizeof(detail), "%s", reader->errstr);
+            fail_with(job, st->ProtocolError, "Protocol error from", detail,
+                      running);
+            return;
+        }
+        if (reply == NULL) {
+            return;
+        }
+        PyList_SET_ITEM(job->replies, job->nread, (PyObject *)reply);
+        job->nread++;
+    }
+    /* All replies are in, so the stream is in step even if a callback
+     * failed building an object (out of memory): that fails this job
+     * only, and the connection is kept. */
+    if (pyrc_reply_take_error(&job->conn->rctx) < 0) {
+        finish(job, take_exception(), running);
+        return;
+    }
+    PyObject *replies = job->replies;
+    job->replies = NULL;
+    finish(job, replies, running);
+}
+
+/* Send what the kernel takes, without blocking.  Runs with the GIL
+ * released: touches only the job's C memory. */
+static void
+do_send(job_t *job)
+{
+    int fd = job->conn->ctx->fd;
+    while (job->sent < job->outlen) {
+        ssize_t n = send(fd, job->out + job->sent, job->outlen - job->sent,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            job->sent += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            job->io_error = errno;
+        }
+        return;
+    }
+}
+
+/* Read what has arrived into the connection's reader, without blocking.
+ * Runs with the GIL released: redisReaderFeed() only copies bytes into
+ * the reader's buffer; replies are parsed later, with the GIL. */
+static void
+do_recv(job_t *job)
+{
+    int fd = job->conn->ctx->fd;
+    char buf[READ_CHUNK];
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n > 0) {
+            if (redisReaderFeed(job->conn->ctx->reader, buf, (size_t)n) != REDIS_OK) {
+                job->feed_failed = 1;
+                return;
+            }
+            job->fed = 1;
+            if ((size_t)n < sizeof(buf)) {
+                return; /* drained for now */
+            }
+            continue;
+        }
+        if (n == 0) {
+            job->eof = 1;
+            return;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            job->io_error = errno;
+        }
+        return;
+    }
+}
+
+/* Handle what do_send()/do_recv() saw for a running job (GIL held). */
+static void
+after_io(job_t *job, Py_ssize_t *running)
+{
+    pyrc_state *st = job->conn->st;
+    if (job->fed) {
+        job->fed = 0;
+        parse_replies(job, running);
+        if (job->state == JOB_DONE) {
+            return;
+        }
+    }
+    if (job->feed_failed) {
+        PyErr_NoMemory();
+        fail(job, running);
+    }
+    else if (job->io_error) {
+        fail_with(job, st->ConnectionError, "Error while talking to",
+                  strerror(job->io_error), running);
+    }
+    else if (job->eof) {
+        fail_with(job, st->ConnectionError, "Server closed the connection:",
+                  "end of stream", running);
+    }
+}
+
+static int
+timeout_ms(PyObject *obj, int *ms)
+{
+    if (obj == Py_None) {
+        *ms = -1;
+        return 0;
+    }
+    if (PyBool_Check(obj) || !(PyFloat_Check(obj) || PyLong_Check(obj))) {
+        PyErr_Format(PyExc_TypeError,
+                     "timeout must be a number of seconds or None, not %.100s",
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    double secs = PyFloat_AsDouble(obj);
+    if (secs == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (!(secs > 0.0) || !isfinite(secs) || secs > (double)INT_MAX / 1000.0) {
+        PyErr_Format(PyExc_ValueError, "timeout must be > 0 seconds, got %R", obj);
+        return -1;
+    }
+    *ms = (int)ceil(secs * 1000.0);
+    return 0;
+}
+
+PyDoc_STRVAR(multi_pipeline_doc,
+"multi_pipeline(jobs, /, timeout=None, max_concurrency=64)\n"
+"--\n"
+"\n"
+"Run one pipeline on each of many connections, all in flight at once.\n"
+"\n"
+"jobs: a sequence of (connection, commands) pairs, each connection a\n"
+"distinct Connection and commands a sequence of commands as for\n"
+"Connection.pipeline().  timeout: seconds any one wait for progress may\n"
+"last (float, or None for ever); a job whose server is silent that long\n"
+"fails with TimeoutError.  max_concurrency: how many jobs are in flight\n"
+"at most (int >= 1).\n"
+"\n"
+"Returns a list with one item per job, in order: the list of its replies\n"
+"(error replies as ResponseError instances in their slots), or, for a job\n"
+"whose server could not be reached, dropped the connection, sent bad RESP\n"
+"or timed out, the ConnectionError / TimeoutError / ProtocolError\n"
+"instance, its connection closed.  The other jobs are not affected.\n"
+"Raises TypeError or ValueError for malformed arguments and RuntimeError\n"
+"for a connection in use elsewhere (or given twice), before anything is\n"
+"sent.");
+
+static PyObject *
+multi_pipeline(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+               PyObject *kwnames)
+{
+    static const char *const names[3] = {"jobs", "timeout", "max_concurrency"};
+    PyObject *argv[3] = {NULL, Py_None, NULL};
+    pyrc_state *st = pyrc_get_state(module);
+    PyObject *seq = NULL, *results = NULL;
+    PyObject **cmd_seqs = NULL;
+    job_t *jobs = NULL;
+    struct pollfd *fds = NULL;
+    Py_ssize_t *fd_job = NULL;
+    Py_ssize_t njobs = 0, i, running = 0, next = 0;
+    long max_concurrency = 64;
+    int wait_ms;
+
+    if (pyrc_parse_args("multi_pipeline", args, nargs, kwnames, names, 3, 1, 1,
+                        argv) < 0) {
+        return NULL;
+    }
+    if (timeout_ms(argv[1], &wait_ms) < 0) {
+        return NULL;
+    }
+    if (argv[2] != NULL) {
+        if (PyBool_Check(argv[2]) || !PyLong_Check(argv[2])) {
+            PyErr_SetString(PyExc_TypeError, "max_concurrency must be an int");
+            return NULL;
+        }
+        max_concurrency = PyLong_AsLong(argv[2]);
+        if (max_concurrency == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (max_concurrency < 1) {
+            PyErr_Format(PyExc_ValueError, "max_concurrency must be >= 1, got %ld",
+                         max_concurrency);
+            return NULL;
+        }
+    }
+    seq = PySequence_Fast(argv[0], "jobs must be a sequence of (connection, commands) pairs");
+    if (seq == NULL) {
+        return NULL;
+    }
+    njobs = PySequence_Fast_GET_SIZE(seq);
+    results = PyList_New(njobs);
+    if (results == NULL || njobs == 0) {
+        Py_DECREF(seq);
+        return results;
+    }
+    jobs = PyMem_Calloc((size_t)njobs, sizeof(job_t));
+    cmd_seqs = PyMem_Calloc((size_t)njobs, sizeof(PyObject *));
+    fds = PyMem_Calloc((size_t)njobs, sizeof(struct pollfd));
+    fd_job = PyMem_Calloc((size_t)njobs, sizeof(Py_ssize_t));
+    if (jobs == NULL || cmd_seqs == NULL || fds == NULL || fd_job == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+
+    /* Check and encode everything before anything is sent. */
+    for (i = 0; i < njobs; i++) {
+        PyObject *pair = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_Format(PyExc_TypeError,
+                         "jobs[%zd] must be a (connection, commands) tuple", i);
+            goto error;
+        }
+        PyObject *conn = PyTuple_GET_ITEM(pair, 0);
+        if (!Py_IS_TYPE(conn, st->ConnectionType)) {
+            PyErr_Format(PyExc_TypeError,
+                         "jobs[%zd][0] must be a pyredcache._core.Connection, "
+                         "not %.100s", i, Py_TYPE(conn)->tp_name);
+            goto error;
+        }
+        jobs[i].conn = (ConnectionObject *)conn;
+        cmd_seqs[i] = pyrc_command_sequences(PyTuple_GET_ITEM(pair, 1));
+        if (cmd_seqs[i] == NULL) {
+            goto error;
+        }
+        encoded_t e;
+        if (pyrc_encode_commands(&e, cmd_seqs[i]) < 0) {
+            goto error;
+        }
+        int rc = format_resp(&jobs[i], &e);
+        jobs[i].ncmds = e.ncmds;
+        pyrc_encoded_free(&e);
+        if (rc < 0) {
+            goto error;
+        }
+        jobs[i].replies = PyList_New(jobs[i].ncmds);
+        if (jobs[i].replies == NULL) {
+            goto error;
+        }
+    }
+    for (i = 0; i < njobs; i++) {
+        if (pyrc_conn_enter(jobs[i].conn) < 0) {
+            goto error;
+        }
+        jobs[i].entered = 1;
+    }
+
+    /* Jobs with no commands are done at once and touch no socket. */
+    for (i = 0; i < njobs; i++) {
+        if (jobs[i].ncmds == 0) {
+            PyObject *empty = jobs[i].replies;
+            jobs[i].replies = NULL;
+            finish(&jobs[i], empty, &running);
+        }
+    }
+
+    for (;;) {
+        while (running < max_concurrency && next < njobs) {
+            if (jobs[next].state == JOB_WAITING) {
+                start(&jobs[next], &running);
+            }
+            next++;
+        }
+        if (running == 0) {
+            break;
+        }
+        nfds_t nfds = 0;
+        for (i = 0; i < njobs; i++) {
+            if (jobs[i].state == JOB_RUNNING) {
+                fds[nfds].fd = jobs[i].conn->ctx->fd;
+                fd_job[nfds] = i;
+                nfds++;
+            }
+        }
+        int ready, saved_errno;
+        nfds_t polled = 0;
+        Py_BEGIN_ALLOW_THREADS
+        /* A job's first send goes out before any poll(): its socket is
+         * almost always writable, and this saves a poll() round. */
+        for (nfds_t f = 0; f < nfds; f++) {
+            job_t *job = &jobs[fd_job[f]];
+            if (job->sent == 0) {
+                do_send(job);
+            }
+            fds[f].events = POLLIN;
+            if (job->sent < job->outlen) {
+                fds[f].events |= POLLOUT;
+            }
+            fds[f].revents = 0;
+            if (job->io_error) {
+                fds[f].fd = -1;     /* failed already: poll() skips it */
+            }
+            else {
+                polled++;
+            }
+        }
+        ready = polled ? poll(fds, nfds, wait_ms) : 0;
+        saved_errno = errno;
+        for (nfds_t f = 0; ready > 0 && f < nfds; f++) {
+            job_t *job = &jobs[fd_job[f]];
+            short revents = fds[f].revents;
+            if (job->sent < job->outlen && (revents & (POLLOUT | POLLERR | POLLHUP))) {
+                do_send(job);
+            }
+            if (!job->io_error && (revents & (POLLIN | POLLERR | POLLHUP))) {
+                do_recv(job);
+            }
+        }
+        Py_END_ALLOW_THREADS
+        if (ready < 0) {
+            if (saved_errno == EINTR) {
+                if (PyErr_CheckSignals() < 0) {
+                    goto error;
+                }
+                continue;
+            }
+            errno = saved_errno;
+            PyErr_SetFromErrno(PyExc_OSError);
+            goto error;
+        }
+        for (nfds_t f = 0; f < nfds; f++) {
+            job_t *job = &jobs[fd_job[f]];
+            if (job->fed || job->io_error || job->eof || job->feed_failed) {
+                after_io(job, &running);
+            }
+        }
+        if (ready == 0 && polled > 0) {
+            /* nothing moved for `timeout` seconds: every job still in
+             * flight has timed out */
+            for (nfds_t f = 0; f < nfds; f++) {
+                job_t *job = &jobs[fd_job[f]];
+                if (job->state != JOB_RUNNING) {
+                    continue;
+                }
+                PyObject *where = pyrc_conn_describe(job->conn);
+                if (where != NULL) {
+                    PyErr_Format(st->TimeoutError,
+                                 "Timeout reading from %U after %R seconds",
+                                 where, argv[1]);
+                    Py_DECREF(where);
+                }
+                fail(job, &running);
+            }
+        }
+    }
+
+    for (i = 0; i < njobs; i++) {
+        PyList_SET_ITEM(results, i, jobs[i].result);
+        jobs[i].result = NULL;
+        jobs[i].conn->busy = 0;
+        Py_DECREF(cmd_seqs[i]);
+    }
+    PyMem_Free(jobs);
+    PyMem_Free(cmd_seqs);
+    PyMem_Free(fds);
+    PyMem_Free(fd_job);
+    Py_DECREF(seq);
+    return results;
+
+error:
+    if (jobs != NULL) {
+        for (i = 0; i < njobs; i++) {
+            job_t *job = &jobs[i];
+            if (job->state == JOB_RUNNING) {
+                /* abandoned half-way: the stream is out of step */
+                pyrc_conn_drop(job->conn);
+            }
+            if (job->entered) {
+                job->conn->busy = 0;
+            }
+            Py_CLEAR(job->replies);
+            Py_CLEAR(job->result);
+            PyMem_Free(job->out);
+        }
+    }
+    if (cmd_seqs != NULL) {
+        for (i = 0; i < njobs; i++) {
+            Py_XDECREF(cmd_seqs[i]);
+        }
+    }
+    PyMem_Free(jobs);
+    PyMem_Free(cmd_seqs);
+    PyMem_Free(fds);
+    PyMem_Free(fd_job);
+    Py_XDECREF(results);
+    Py_DECREF(seq);
+    return NULL;
+}
+
+static PyMethodDef multiplex_methods[] = {
+    {"multi_pipeline", (PyCFunction)(void (*)(void))multi_pipeline,
+     METH_FASTCALL | METH_KEYWORDS, multi_pipeline_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+int
+pyrc_multiplex_exec(PyObject *module, pyrc_state *st)
+{
+    (void)st;
+    return PyModule_AddFunctions(module, multiplex_methods);
+}

@@ -1,0 +1,240 @@
+"""Pure-Python twin of ``multi_pipeline`` in ``pyredcache._core``
+(csrc/multiplex.c): one pipeline on each of many connections, all in flight
+at once.
+
+The C file's header states the design; this twin follows it step for step
+with :mod:`select.poll` and non-blocking ``send``/``recv`` calls
+(``MSG_DONTWAIT``), feeding the bytes read into each connection's own RESP
+reader.  A job that fails (refused, dropped, bad RESP, silent for
+``timeout`` seconds) gets the exception in its result slot and its
+connection closed; the other jobs go on to the end.
+"""
+
+from __future__ import annotations
+
+import math
+import select
+import socket
+from typing import Any, Sequence
+
+from .exceptions import ConnectionError, ProtocolError, TimeoutError
+
+__all__ = ["multi_pipeline"]
+
+_READ_SIZE = 16 * 1024
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+_NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
+_POLLIN = select.POLLIN
+_POLLOUT = select.POLLOUT
+_POLLERRHUP = select.POLLERR | select.POLLHUP
+
+
+class _Job:
+    __slots__ = ("conn", "out", "sent", "ncmds", "replies", "result", "done")
+
+    def __init__(self, conn: Any, out: bytes, ncmds: int) -> None:
+        self.conn = conn
+        self.out = memoryview(out)
+        self.sent = 0
+        self.ncmds = ncmds
+        self.replies: list = []
+        self.result: Any = None
+        self.done = False
+
+
+def _timeout_ms(timeout: Any) -> int | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(
+            "timeout must be a number of seconds or None, not %s" % type(timeout).__name__
+        )
+    if not (timeout > 0 and math.isfinite(timeout)) or timeout > (2**31 - 1) / 1000:
+        raise ValueError("timeout must be > 0 seconds, got %r" % (timeout,))
+    return math.ceil(timeout * 1000)
+
+
+def multi_pipeline(jobs: Sequence[tuple[Any, Sequence[Sequence[Any]]]], /,
+                   timeout: float | None = None, max_concurrency: int = 64) -> list:
+    """Run one pipeline on each of many connections, all in flight at once.
+
+    ``jobs``: (connection, commands) pairs, each connection a distinct
+    :class:`~pyredcache._core_py.Connection`.  ``timeout``: seconds any one
+    wait for progress may last (None: for ever).  ``max_concurrency``: how
+    many jobs are in flight at most.
+
+    Returns one item per job, in order: its list of replies (error replies
+    as ResponseError instances), or the ConnectionError / TimeoutError /
+    ProtocolError instance for a job whose server failed (its connection is
+    closed).  Raises TypeError/ValueError for malformed arguments and
+    RuntimeError for a connection in use elsewhere, before anything is sent.
+    """
+    from ._core_py import Connection, _Incomplete, _pack
+
+    wait_ms = _timeout_ms(timeout)
+    if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
+        raise TypeError("max_concurrency must be an int")
+    if max_concurrency < 1:
+        raise ValueError("max_concurrency must be >= 1, got %d" % max_concurrency)
+    if isinstance(jobs, (str, bytes)) or not hasattr(jobs, "__len__"):
+        raise TypeError("jobs must be a sequence of (connection, commands) pairs")
+    work: list[_Job] = []
+    for i, pair in enumerate(jobs):
+        if type(pair) is not tuple or len(pair) != 2:
+            raise TypeError("jobs[%d] must be a (connection, commands) tuple" % i)
+        conn, commands = pair
+        if type(conn) is not Connection:
+            raise TypeError(
+                "jobs[%d][0] must be a pyredcache._core_py.Connection, not %s"
+                % (i, type(conn).__name__)
+            )
+        checked = _checked_commands(commands)
+        work.append(_Job(conn, _pack(checked), len(checked)))
+    entered: list[Any] = []
+    try:
+        for job in work:
+            if job.conn._busy:
+                raise RuntimeError(
+                    "Connection is in use by another thread; give each thread its "
+                    "own connection (a pool does)"
+                )
+            job.conn._busy = True
+            entered.append(job.conn)
+        _run(work, wait_ms, timeout, max_concurrency, _Incomplete)
+    finally:
+        for conn in entered:
+            conn._busy = False
+    return [job.result for job in work]
+
+
+def _checked_commands(commands: Any) -> list:
+    if isinstance(commands, (str, bytes)):
+        raise TypeError("commands must be an iterable of commands")
+    try:
+        items = list(commands)
+    except TypeError:
+        raise TypeError("commands must be an iterable of commands") from None
+    out = []
+    for cmd in items:
+        if isinstance(cmd, (str, bytes)):
+            raise TypeError(
+                "each command must be a sequence of arguments (a tuple or list), not a string"
+            )
+        try:
+            out.append(tuple(cmd))
+        except TypeError:
+            raise TypeError(
+                "each command must be a sequence of arguments (a tuple or list)"
+            ) from None
+    return out
+
+
+def _fail(job: _Job, exc: BaseException, running: list) -> None:
+    job.conn._drop()
+    _finish(job, exc, running)
+
+
+def _finish(job: _Job, result: Any, running: list) -> None:
+    if job in running:
+        running.remove(job)
+        sock = job.conn._sock
+        if sock is not None:
+            sock.settimeout(job.conn.socket_timeout)
+    job.done = True
+    job.result = result
+
+
+def _run(work: list, wait_ms: int | None, timeout: Any, max_concurrency: int,
+         incomplete: type[Exception]) -> None:
+    running: list[_Job] = []
+    waiting: list[_Job] = []
+    for job in reversed(work):
+        if job.ncmds:
+            waiting.append(job)
+        else:  # nothing to send: done at once, no socket touched
+            _finish(job, [], running)
+    try:
+        while True:
+            while len(running) < max_concurrency and waiting:
+                job = waiting.pop()
+                try:
+                    job.conn._ensure_connected()
+                except Exception as exc:  # refused, AUTH failed...: this job only
+                    _finish(job, exc, running)
+                    continue
+                # non-blocking for the fan-out; the timeout comes back in _finish
+                job.conn._sock.setblocking(False)
+                running.append(job)
+            if not running:
+                return
+            poller = select.poll()
+            by_fd = {}
+            for job in running:
+                sock = job.conn._sock
+                events = _POLLIN | (_POLLOUT if job.sent < len(job.out) else 0)
+                poller.register(sock.fileno(), events)
+                by_fd[sock.fileno()] = job
+            ready = poller.poll(wait_ms)
+            if not ready:
+                for job in list(running):
+                    _fail(job, TimeoutError(
+                        "Timeout reading from %s after %r seconds"
+                        % (job.conn._describe(), timeout)), running)
+                continue
+            for fd, revents in ready:
+                _io(by_fd[fd], revents, running, incomplete)
+    except BaseException:
+        # KeyboardInterrupt and the like: every stream in flight is out of step
+        for job in running:
+            job.conn._drop()
+        raise
+
+
+def _io(job: _Job, revents: int, running: list, incomplete: type[Exception]) -> None:
+    conn = job.conn
+    sock = conn._sock
+    try:
+        if job.sent < len(job.out) and revents & (_POLLOUT | _POLLERRHUP):
+            while job.sent < len(job.out):
+                try:
+                    job.sent += sock.send(job.out[job.sent:], _DONTWAIT | _NOSIGNAL)
+                except BlockingIOError:
+                    break
+        if revents & (_POLLIN | _POLLERRHUP):
+            while True:
+                try:
+                    chunk = sock.recv(_READ_SIZE, _DONTWAIT)
+                except BlockingIOError:
+                    break
+                if not chunk:
+                    _parse(job, running, incomplete)
+                    if not job.done:
+                        _fail(job, ConnectionError(
+                            "Server closed the connection: %s: end of stream"
+                            % conn._describe()), running)
+                    return
+                conn._buf += chunk
+                if len(chunk) < _READ_SIZE:
+                    break
+    except OSError as exc:
+        _fail(job, ConnectionError(
+            "Error while talking to %s: %s" % (conn._describe(), exc.strerror or exc)),
+            running)
+        return
+    _parse(job, running, incomplete)
+
+
+def _parse(job: _Job, running: list, incomplete: type[Exception]) -> None:
+    conn = job.conn
+    while len(job.replies) < job.ncmds:
+        start = conn._pos
+        try:
+            reply = conn._parse(0)
+        except incomplete:
+            conn._pos = start
+            return
+        except ProtocolError as exc:
+            _fail(job, exc, running)
+            return
+        job.replies.append(reply)
+    _finish(job, job.replies, running)
