@@ -47,6 +47,19 @@ def quickstart(url: str) -> None:
     # Batch fetch.
     assert cache.get_many("key", "foo") == ["value", None]
 
+    # Batch fetch for a decorated function: calls return promises, and
+    # every key is fetched in one round trip when the block ends.
+    @cache.cache()
+    def cached_func(param):
+        return param
+
+    results = []
+    with cache.batch_mode():
+        for i in range(10):
+            results.append(cached_func(i))
+    for i, promise in enumerate(results):
+        assert promise.value == i
+
     # Cache invalidation.
     assert cache.delete("key")
     assert cache.get("key") is None
@@ -56,6 +69,8 @@ def quickstart(url: str) -> None:
 
     cache.delete_many("list", "foo")
     cache.invalidate(load, "name", offset=10)
+    for i in range(10):
+        cache.invalidate(cached_func, i)
     print("quick start: all checks passed on the %s core" % pyredcache.implementation)
 
 

@@ -5,7 +5,7 @@ Re-exports only; see the submodules for the code.
 
 from . import _compat
 from ._compat import implementation
-from .cache import NO_VALUE, BaseCache, Cache
+from .cache import NO_VALUE, BaseCache, Cache, CacheCluster
 from .client import Client
 from .exceptions import (
     ConnectionError,
@@ -17,6 +17,7 @@ from .exceptions import (
     SerializationError,
     TimeoutError,
 )
+from .routers import BaseRedisRouter, RedisConsistentHashRouter, RedisCRC32HashRouter
 from .serializers import (
     BaseSerializer,
     JSONSerializer,
@@ -24,6 +25,7 @@ from .serializers import (
     PickleSerializer,
     SignedSerializer,
 )
+from .shards import HostConfig, ShardedClient
 from .testing import NullCache
 
 # The C type when the extension is in use, else the pure twin.
@@ -35,9 +37,15 @@ __all__ = [
     "implementation",
     "BaseCache",
     "Cache",
+    "CacheCluster",
     "NullCache",
     "NO_VALUE",
     "Client",
+    "ShardedClient",
+    "HostConfig",
+    "BaseRedisRouter",
+    "RedisCRC32HashRouter",
+    "RedisConsistentHashRouter",
     "Promise",
     "BaseSerializer",
     "JSONSerializer",

@@ -10,17 +10,21 @@ and a cached ``None`` is a hit.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import logging
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from . import _compat
+from .batch import BatchMode
 from .client import Client, parse_url, set_command
 from .exceptions import InvalidSignature, SerializationError
+from .routers import BaseRedisRouter
 from .serializers import BaseSerializer, NativeSerializer
+from .shards import ShardedClient
 
-__all__ = ["BaseCache", "Cache", "NO_VALUE"]
+__all__ = ["BaseCache", "Cache", "CacheCluster", "NO_VALUE"]
 
 log = logging.getLogger("pyredcache")
 
@@ -105,6 +109,9 @@ class BaseCache:
         self.default_expire = default_expire
         self.bypass_values = list(bypass_values)
         self._core = _compat.core
+        # The batch_mode() block open in this thread or task, if any.
+        self._batch_var: contextvars.ContextVar = contextvars.ContextVar(
+            "pyredcache.batch", default=None)
 
     # -- the client --------------------------------------------------------------
 
@@ -192,8 +199,13 @@ class BaseCache:
         """
         if not keys:
             return []
-        key = self._key
-        full = [key(k) for k in keys]
+        namespace = self.namespace
+        full: list[Any]
+        try:
+            full = [namespace + k for k in keys]  # type: ignore[operator]  # str keys
+        except TypeError:  # bytes keys, or a bad key: _key encodes or raises
+            key = self._key
+            full = [key(k) for k in keys]
         raws = self.client.mget(full)
         loads = self.serializer.loads
         try:
@@ -281,10 +293,14 @@ class BaseCache:
             loads, dumps = serializer.loads, serializer.dumps
             bypass = self._bypass
             report = self._report
+            current_batch = self._batch_var.get
 
             @functools.wraps(f)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
                 key = builder(args, kwargs)
+                batch = current_batch()
+                if batch is not None:
+                    return batch.add(key, f, args, kwargs, ex)
                 raw = client.get(key)
                 if raw is not None:
                     try:
@@ -300,6 +316,41 @@ class BaseCache:
             return wrapper  # type: ignore[return-value]
 
         return decorator
+
+    def batch_mode(self) -> BatchMode:
+        """A context manager in which decorated calls return promises.
+
+        ::
+
+            with cache.batch_mode():
+                promises = [load_post(i) for i in ids]
+            posts = [p.value for p in promises]
+
+        Inside the block a call to a function decorated by this cache
+        returns a pending :class:`~pyredcache.Promise`.  When the block
+        ends, all the keys are fetched in one round trip per server (all
+        servers in parallel on a :class:`CacheCluster`), misses are computed
+        and written back in one pipeline per server, and every promise is
+        resolved; calls with equal arguments share one fetch and one
+        computation.  A function that raises rejects its own promises.
+
+        The batch belongs to the thread or asyncio task that opened it.  If
+        the block raises, its pending promises are rejected with
+        :class:`~pyredcache.exceptions.PromiseError` (chained to the
+        exception) and nothing is fetched or written.  Leaving the block
+        raises ConnectionError when Redis cannot be reached (the promises
+        are rejected with it), and otherwise the first exception a
+        promise's ``then()`` callback raised.
+        """
+        return BatchMode(self, self._batch_var)
+
+    def _batch_fetch(self, keys: list) -> list:
+        """The raw values of keys, None for misses (batch mode)."""
+        return self.client.mget(keys)
+
+    def _batch_store(self, commands: list) -> list:
+        """Run the SET commands of a batch's misses; their replies."""
+        return self.client.pipeline_execute(commands)
 
     def invalidate(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
         """Delete the cached result of ``func(*args, **kwargs)``.
@@ -436,3 +487,85 @@ class Cache(BaseCache):
     def __repr__(self) -> str:
         return "<pyredcache.Cache %r namespace=%r>" % (self.client, self.namespace)
 
+
+
+class CacheCluster(BaseCache):
+    """A cache spread over several Redis servers (rc's ``CacheCluster``).
+
+    ::
+
+        cache = CacheCluster({
+            "cache01": {"host": "redis-host01"},
+            "cache02": {"host": "redis-host02", "port": 6380},
+            "cache03": {"unix_socket_path": "/tmp/redis.sock", "db": 1},
+        })
+
+    Every key lives on the server the router names; every :class:`Cache`
+    method and the decorator work unchanged.  ``get_many``, ``set_many``,
+    ``delete_many`` and :meth:`~BaseCache.batch_mode` send one pipeline to
+    each server, all servers in flight at once, and return results in the
+    caller's key order.
+
+    :param hosts: host name to :class:`~pyredcache.shards.HostConfig`
+        options (dict: ``host``, ``port``, ``unix_socket_path``, ``db``,
+        ``password``), or to HostConfig instances.
+    :param namespace: prefix added to every key (str).
+    :param serializer_cls: serializer class or instance; default
+        NativeSerializer.
+    :param default_expire: seconds a value lives when no expire is given
+        (None: no expiry); default 259200 (three days).
+    :param router_cls: a :class:`~pyredcache.routers.BaseRedisRouter`
+        subclass; default :class:`~pyredcache.routers.RedisCRC32HashRouter`
+        (rc's default; :class:`~pyredcache.routers.RedisConsistentHashRouter`
+        moves fewer keys when servers are added or removed).
+    :param router_options: keyword arguments for ``router_cls`` (dict).
+    :param pool_cls: per-server client class, :class:`~pyredcache.Client`
+        or a subclass.
+    :param pool_options: per-server client options (dict):
+        ``socket_timeout``, ``socket_connect_timeout`` (seconds),
+        ``username``, ``max_idle_connections``.
+    :param max_concurrency: servers in flight at once in a multi-key
+        operation (int >= 1); default 64.
+    :param poller_timeout: seconds a multi-key operation waits for any
+        server to answer (float, or None for ever); default 1.0.  A server
+        silent that long fails with TimeoutError.
+    :param bypass_values: results the decorator does not store.
+
+    A server that is down or times out raises
+    :class:`~pyredcache.exceptions.ConnectionError` (TimeoutError is one)
+    whose message names the host; the other servers' connections stay
+    usable.  Nothing connects until the first command.
+    """
+
+    def __init__(
+        self,
+        hosts: Mapping[Any, Any],
+        namespace: str | None = None,
+        serializer_cls: type[BaseSerializer] | None = None,
+        default_expire: float | None = DEFAULT_EXPIRE,
+        router_cls: type[BaseRedisRouter] | None = None,
+        router_options: Mapping[str, Any] | None = None,
+        pool_cls: type[Client] | None = None,
+        pool_options: Mapping[str, Any] | None = None,
+        max_concurrency: int = 64,
+        poller_timeout: float | None = 1.0,
+        bypass_values: Iterable[Any] = (),
+    ) -> None:
+        super().__init__(namespace, serializer_cls, default_expire, bypass_values)
+        self.__dict__["client"] = ShardedClient(
+            hosts, router_cls=router_cls, router_options=router_options, pool_cls=pool_cls,
+            pool_options=pool_options, max_concurrency=max_concurrency,
+            poller_timeout=poller_timeout,
+        )
+        self.hosts = self.client.hosts
+        self.router = self.client.router
+        self.max_concurrency = max_concurrency
+        self.poller_timeout = poller_timeout
+
+    def get_client(self) -> ShardedClient:
+        """Return the :class:`~pyredcache.shards.ShardedClient` this cache uses."""
+        return self.client
+
+    def __repr__(self) -> str:
+        return "<pyredcache.CacheCluster %d hosts namespace=%r>" % (
+            len(self.hosts), self.namespace)

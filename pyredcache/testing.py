@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Mapping
 
 from .cache import BaseCache
@@ -14,7 +15,8 @@ class NullCache(BaseCache):
 
     ``get`` always misses (returns ``default``, ``None`` unless given),
     ``set`` and ``delete`` report success, ``get_many`` returns a ``None``
-    per key, and decorated functions run on every call.  It never talks to
+    per key, and decorated functions run on every call (in
+    ``batch_mode()`` they return promises, resolved when the block ends).  It never talks to
     Redis and accepts (and ignores) any constructor arguments.
     """
 
@@ -44,9 +46,22 @@ class NullCache(BaseCache):
 
     def cache(self, key_prefix: str | None = None, expire: float | None = None,
               include_self: bool = False) -> Callable[[Any], Any]:
+        current_batch = self._batch_var.get
+
         def decorator(f: Any) -> Any:
-            return f
+            @functools.wraps(f)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                batch = current_batch()
+                if batch is not None:  # a promise, run when the batch ends
+                    return batch.add(object(), f, args, kwargs, None)
+                return f(*args, **kwargs)
+            return wrapper
         return decorator
+
+    def _batch_fetch(self, keys: list) -> list:
+        return [None] * len(keys)
+
+    _batch_store = None  # type: ignore[assignment]  # nothing is stored
 
     def invalidate(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
         return True

@@ -192,3 +192,12 @@ def test_example_quickstart(impl: ModuleType, redis_server) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "quick start: all checks passed on the %s core" % impl.implementation in proc.stdout
     assert redis_server.client().dbsize() == 0  # it cleaned up after itself
+
+
+def test_example_cluster(impl: ModuleType) -> None:
+    proc = run(environ(impl, None), str(ROOT / "examples" / "cluster.py"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "cluster example: all checks passed" in proc.stdout
+    assert "(%s core)" % impl.implementation in proc.stdout
+    held = [int(line.split()[2]) for line in proc.stdout.splitlines() if " holds " in line]
+    assert len(held) == 3 and sum(held) == 1000 and min(held) > 0
