@@ -1,0 +1,79 @@
+"""What the benchmarks share: private redis-servers and the timing loop."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Callable, Iterator
+
+import redis as redis_py
+
+
+@contextlib.contextmanager
+def private_redis() -> Iterator[tuple[int, str]]:
+    exe = shutil.which("redis-server")
+    if exe is None:
+        sys.exit("bench: redis-server is not installed (make deps installs it)")
+    tmp = tempfile.mkdtemp(prefix="pyredcache-bench-")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sock = os.path.join(tmp, "redis.sock")
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--unixsocket", sock,
+         "--save", "", "--appendonly", "no", "--dir", tmp, "--logfile", ""],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        r = redis_py.Redis(port=port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                r.ping()
+                break
+            except redis_py.ConnectionError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    sys.exit("bench: redis-server did not start")
+                time.sleep(0.02)
+        yield port, sock
+    finally:
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def per_op_us(fn: Callable[[], object], ops_per_call: int, seconds: float) -> float:
+    """Microseconds per operation of fn, timed over about `seconds`."""
+    n = 1
+    while True:  # calibrate
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        dt = time.perf_counter() - t0
+        if dt > seconds / 5:
+            break
+        n *= 2
+    loops = max(1, int(n * seconds / dt))
+    t0 = time.perf_counter()
+    for _ in range(loops):
+        fn()
+    return (time.perf_counter() - t0) / (loops * ops_per_call) * 1e6
+
+
+def measure(contenders: dict[str, Callable[[], object]], ops_per_call: int, rounds: int,
+            seconds: float) -> dict[str, float]:
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    for fn in contenders.values():  # warm up
+        for _ in range(200):
+            fn()
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            samples[name].append(per_op_us(fn, ops_per_call, seconds))
+    return {name: statistics.median(v) for name, v in samples.items()}
