@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import _compat
 
-__all__ = ["Client", "parse_url"]
+__all__ = ["Client", "as_client", "fan_out", "parse_url"]
 
 #: Options a :class:`Client` accepts besides host and port, with their types.
 CONNECTION_OPTIONS = (
@@ -144,7 +144,8 @@ class Client:
     ) -> None:
         if type(max_idle_connections) is not int or max_idle_connections < 1:
             raise ValueError("max_idle_connections must be an int >= 1")
-        self._connection_class = _compat.core.Connection
+        self._core = _compat.core
+        self._connection_class = self._core.Connection
         self.connection_kwargs: dict[str, Any] = dict(
             host=host,
             port=port,
@@ -179,6 +180,9 @@ class Client:
             return self._pool.pop()
         except IndexError:
             return self._connection_class(**self.connection_kwargs)
+
+    def _release(self, conn: Any) -> None:
+        self._pool.append(conn)
 
     def close(self) -> None:
         """Close every idle connection; the client stays usable."""
@@ -283,3 +287,81 @@ def set_command(key: Any, value: Any, ex: float | None) -> tuple:
     ms = max(1, round(ex * 1000))
     return ("SET", key, value, "PX", ms)
 
+
+
+def as_client(obj: Any, key: Any = None) -> "Client":
+    """The :class:`Client` of one server, from what a user may hand over.
+
+    ``obj`` may be:
+
+    * a :class:`Client` (returned as is);
+    * a ``redis://`` or ``unix://`` URL (see :func:`parse_url`);
+    * a pyredcache cache (:class:`~pyredcache.Cache`: its client), or a
+      :class:`~pyredcache.CacheCluster` or
+      :class:`~pyredcache.shards.ShardedClient` together with ``key``: the
+      client of the server that key routes to;
+    * a redis-py client (``redis.Redis``/``StrictRedis``) connecting over
+      TCP or a unix socket: a Client with the same host or socket path,
+      port, db, username, password and timeouts (its pool is not shared).
+
+    Raises TypeError for anything else (a TLS redis-py client included:
+    the C core does not speak TLS yet), and ValueError for a malformed URL.
+    """
+    if isinstance(obj, Client):
+        return obj
+    if isinstance(obj, str):
+        return Client.from_url(obj)
+    client = getattr(obj, "client", None)  # a cache
+    if client is not None and hasattr(obj, "get_client"):
+        obj = client
+        if isinstance(obj, Client):
+            return obj
+    if hasattr(obj, "client_for_key") and hasattr(obj, "router"):  # sharded
+        if key is None:
+            raise TypeError("a client over several servers needs the key to pick one")
+        return obj.client_for_key(key)
+    pool = getattr(obj, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None)
+    if isinstance(kwargs, dict):
+        cls_name = getattr(getattr(pool, "connection_class", None), "__name__", "")
+        if "SSL" in cls_name or kwargs.get("ssl"):
+            raise TypeError("%r connects with TLS, which pyredcache's core does not "
+                            "speak yet" % (obj,))
+        options: dict[str, Any] = {
+            name: kwargs[name]
+            for name in ("db", "username", "password", "socket_timeout",
+                         "socket_connect_timeout")
+            if kwargs.get(name) is not None
+        }
+        if kwargs.get("path"):
+            return Client(unix_socket_path=kwargs["path"], **options)
+        return Client(kwargs.get("host", "localhost"), kwargs.get("port", 6379), **options)
+    raise TypeError(
+        "expected a pyredcache Client or cache, a redis:// or unix:// URL, or a "
+        "redis-py client, not %s" % type(obj).__name__
+    )
+
+
+def fan_out(jobs: Sequence[tuple["Client", Sequence[Sequence[Any]]]],
+            timeout: float | None = None, max_concurrency: int = 64) -> list:
+    """Run one pipeline on each of several clients (distinct servers), all
+    in flight at once (the core's ``multi_pipeline``).
+
+    ``jobs``: ``(client, commands)`` pairs.  ``timeout``: seconds any one
+    wait for a server may last (None: for ever).  Returns one item per job,
+    in order: the list of its replies (error replies as ResponseError
+    instances in their slots), or the ConnectionError / TimeoutError
+    instance of a server that failed.  Each connection comes from its
+    client's pool and goes back to it.
+    """
+    if not jobs:
+        return []
+    conns = [client._acquire() for client, _ in jobs]
+    try:
+        return jobs[0][0]._core.multi_pipeline(
+            [(conn, commands) for conn, (_, commands) in zip(conns, jobs)],
+            timeout, max_concurrency,
+        )
+    finally:
+        for conn, (client, _) in zip(conns, jobs):
+            client._release(conn)

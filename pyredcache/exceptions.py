@@ -16,6 +16,12 @@ __all__ = [
     "SerializationError",
     "InvalidSignature",
     "PromiseError",
+    "LockError",
+    "LockTimeout",
+    "QuorumNotAchieved",
+    "ReleaseUnlockedLock",
+    "ExtendUnlockedLock",
+    "TooManyExtensions",
 ]
 
 
@@ -76,3 +82,34 @@ class InvalidSignature(SerializationError):
 class PromiseError(PyRedCacheError):
     """A :class:`~pyredcache.Promise` was used out of turn: resolved or
     rejected a second time, or its ``value`` read while still pending."""
+
+
+class LockError(PyRedCacheError):
+    """Base class of the errors of locks (:class:`~pyredcache.lock.Lock`,
+    :class:`~pyredcache.lock.Redlock`) and of :class:`~pyredcache.nextid.NextId`."""
+
+
+class LockTimeout(LockError):
+    """A :class:`~pyredcache.lock.Lock` was not acquired within its
+    ``timeout`` (seconds).  retools' name."""
+
+
+class QuorumNotAchieved(LockError, RuntimeError):
+    """Fewer than ``len(masters) // 2 + 1`` masters agreed (a Redlock that
+    could not be acquired in a ``with`` block, or a NextId that could not
+    reserve an id).  pottery's name; a RuntimeError as there."""
+
+
+class ReleaseUnlockedLock(LockError, RuntimeError):
+    """``release()`` of a lock this object does not hold (never acquired,
+    released already, or expired).  pottery's name; a RuntimeError, as
+    ``threading.Lock`` raises."""
+
+
+class ExtendUnlockedLock(LockError, RuntimeError):
+    """``extend()`` of a lock this object does not hold.  pottery's name."""
+
+
+class TooManyExtensions(LockError, RuntimeError):
+    """``extend()`` called more than ``num_extensions`` times for one
+    acquisition.  pottery's name."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, Hashable, Iterator, Mapping, Sequence
 
 from . import _compat
-from .client import Client, set_command
+from .client import Client, fan_out, set_command
 from .exceptions import ConnectionError, ResponseError
 from .routers import BaseRedisRouter, RedisCRC32HashRouter
 
@@ -207,16 +207,8 @@ class ShardedClient:
     def _fan_out(self, work: Mapping[Hashable, list]) -> dict[Hashable, list]:
         """Run one pipeline per host, all in flight at once; replies by host."""
         names = list(work)
-        clients = [self.clients[name] for name in names]
-        conns = [client._acquire() for client in clients]
-        try:
-            results = self._core.multi_pipeline(
-                [(conn, work[name]) for conn, name in zip(conns, names)],
-                self.poller_timeout, self.max_concurrency,
-            )
-        finally:
-            for client, conn in zip(clients, conns):
-                client._pool.append(conn)
+        results = fan_out([(self.clients[name], work[name]) for name in names],
+                          self.poller_timeout, self.max_concurrency)
         failed = [(name, r) for name, r in zip(names, results) if isinstance(r, BaseException)]
         if failed:
             raise self._error(failed) from failed[0][1]

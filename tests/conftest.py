@@ -7,7 +7,9 @@
 * ``redis_server``: a private ``redis-server`` (free loopback port plus a
   unix socket, temp dir, no persistence) for the whole session; ``server``
   is a fresh one for a single test that kills or restarts it;
-  ``shards`` are four more for client-side sharding, flushed per test.  Nothing here
+  ``shards`` are four more for client-side sharding, flushed per test;
+  ``masters`` five more for Redlock and NextId (a test may kill them: the
+  next test gets them restarted and flushed).  Nothing here
   ever talks to a server the machine happens to run on 6379.
 """
 
@@ -173,6 +175,26 @@ def shards(shard_servers: list[RedisServer]) -> list[RedisServer]:
     for s in shard_servers:
         s.client().flushall()
     return shard_servers
+
+
+@pytest.fixture(scope="session")
+def master_servers() -> Iterator[list[RedisServer]]:
+    """Five private servers: the independent masters of Redlock and NextId."""
+    servers = [RedisServer() for _ in range(5)]
+    yield servers
+    for s in servers:
+        s.close()
+
+
+@pytest.fixture
+def masters(master_servers: list[RedisServer]) -> list[RedisServer]:
+    """The five masters, flushed before the test (and restarted if a
+    previous test killed one)."""
+    for s in master_servers:
+        if s.proc is None or s.proc.poll() is not None:
+            s.start()
+        s.client().flushall()
+    return master_servers
 
 
 @pytest.fixture
