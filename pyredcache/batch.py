@@ -20,6 +20,7 @@ every promise is settled.  rc's ``batch_mode``, with three differences:
 from __future__ import annotations
 
 import contextvars
+import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from .client import set_command
@@ -34,15 +35,16 @@ __all__ = ["Batch", "BatchMode"]
 class _Call:
     """One distinct cache key recorded in a batch, and its promises."""
 
-    __slots__ = ("key", "func", "args", "kwargs", "expire", "promises")
+    __slots__ = ("key", "func", "args", "kwargs", "expire", "guard", "promises")
 
     def __init__(self, key: Any, func: Callable[..., Any], args: tuple, kwargs: dict,
-                 expire: float | None) -> None:
+                 expire: float | None, guard: Any) -> None:
         self.key = key
         self.func = func
         self.args = args
         self.kwargs = kwargs
         self.expire = expire
+        self.guard = guard  # the stampede options' stored form, or None
         self.promises: list = []
 
 
@@ -57,14 +59,17 @@ class Batch:
         self._promise = cache._core.Promise
 
     def add(self, key: Any, func: Callable[..., Any], args: tuple, kwargs: dict,
-            expire: float | None) -> Any:
+            expire: float | None, guard: Any = None) -> Any:
         """Record ``func(*args, **kwargs)`` under key; return its pending
         promise.  Calls with the same key share one fetch and one
-        computation."""
+        computation.  ``guard``: the function's
+        :class:`~pyredcache.stampede.Guard` when it uses the stampede
+        options (its entries carry a header); a batch reads and writes
+        them but takes no recompute lock."""
         promise = self._promise()
         call = self.calls.get(key)
         if call is None:
-            call = self.calls[key] = _Call(key, func, args, kwargs, expire)
+            call = self.calls[key] = _Call(key, func, args, kwargs, expire, guard)
         call.promises.append(promise)
         return promise
 
@@ -107,7 +112,7 @@ class Batch:
             for call, raw in zip(calls, raws):
                 if raw is not None:
                     try:
-                        value = loads(raw)
+                        value = call.guard.decode(raw)[0] if call.guard else loads(raw)
                     except SerializationError as exc:
                         cache._report(call.key, exc)  # a miss: recomputed and overwritten
                     else:
@@ -122,9 +127,15 @@ class Batch:
             writes = []
             for call in misses:
                 try:
+                    start = time.monotonic()
                     value = call.func(*call.args, **call.kwargs)
                     if store and not bypass(value):
-                        writes.append(set_command(call.key, dumps(value), call.expire))
+                        guard = call.guard
+                        if guard is None:
+                            writes.append(set_command(call.key, dumps(value), call.expire))
+                        else:
+                            data = guard.encode(value, time.monotonic() - start)
+                            writes.append(set_command(call.key, data, guard.store_ex))
                 except Exception as exc:
                     settle(call, "reject", exc)
                     continue

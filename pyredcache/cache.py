@@ -23,6 +23,7 @@ from .exceptions import InvalidSignature, SerializationError
 from .routers import BaseRedisRouter
 from .serializers import BaseSerializer, NativeSerializer
 from .shards import ShardedClient
+from .stampede import Guard
 
 __all__ = ["BaseCache", "Cache", "CacheCluster", "NO_VALUE"]
 
@@ -247,6 +248,11 @@ class BaseCache:
         key_prefix: str | None = None,
         expire: float | None = None,
         include_self: bool = False,
+        *,
+        lock: bool = False,
+        lock_timeout: float = 10.0,
+        stale_ttl: float | None = None,
+        beta: float | None = None,
     ) -> Callable[[F], F]:
         """Decorator caching a function's results, keyed on its arguments.
 
@@ -274,6 +280,20 @@ class BaseCache:
             of the key, so all instances share entries; True keys on it
             too (it then needs a ``__cache_key__()`` method).
 
+        :param lock: one computation per miss (keyword only): the first
+            caller to miss takes a recompute lock and computes; callers in
+            any process that miss meanwhile wait for its value instead of
+            computing too (see :mod:`pyredcache.stampede`).
+        :param lock_timeout: seconds the recompute lock lives and a waiter
+            waits before it computes for itself (float > 0, default 10).
+        :param stale_ttl: seconds an entry is kept past its expiry and
+            served, stale, while one caller recomputes it
+            (stale-while-revalidate; implies ``lock``).
+        :param beta: XFetch probabilistic early recomputation (Vattani et
+            al., VLDB 2015): hits close to expiry recompute early with a
+            probability that grows with the last computation's duration;
+            1.0 is the paper's optimum.
+
         A cached ``None`` is a hit.  Results in ``bypass_values`` are
         returned but not stored.  A result that cannot be serialized raises
         SerializationError (the function ran; nothing was stored).  A stored
@@ -294,6 +314,19 @@ class BaseCache:
             bypass = self._bypass
             report = self._report
             current_batch = self._batch_var.get
+            if lock or stale_ttl is not None or beta is not None:
+                guard = Guard(self, ex, lock, lock_timeout, stale_ttl, beta)
+
+                @functools.wraps(f)
+                def guarded(*args: Any, **kwargs: Any) -> Any:
+                    key = builder(args, kwargs)
+                    batch = current_batch()
+                    if batch is not None:
+                        return batch.add(key, f, args, kwargs, ex, guard)
+                    return guard.call(key, f, args, kwargs)
+
+                guarded.__pyredcache__ = _Decorated(self, builder)  # type: ignore[attr-defined]
+                return guarded  # type: ignore[return-value]
 
             @functools.wraps(f)
             def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -45,7 +45,7 @@ class NullCache(BaseCache):
         return True
 
     def cache(self, key_prefix: str | None = None, expire: float | None = None,
-              include_self: bool = False) -> Callable[[Any], Any]:
+              include_self: bool = False, **options: Any) -> Callable[[Any], Any]:
         current_batch = self._batch_var.get
 
         def decorator(f: Any) -> Any:
