@@ -78,6 +78,16 @@ def _check_keys(keys: Any) -> Sequence[Any]:
     return list(it)
 
 
+def _partition(keys: Any, n: int, index: Any) -> list[tuple[list[int], list[Any]]]:
+    """n tuples (positions, keys): keys[i] goes to tuple index(keys[i])."""
+    out: list[tuple[list[int], list[Any]]] = [([], []) for _ in range(n)]
+    for i, key in enumerate(_check_keys(keys)):
+        positions, group = out[index(key)]
+        positions.append(i)
+        group.append(key)
+    return out
+
+
 def crc32(data: str | bytes | bytearray, /) -> int:
     """The CRC-32 of ``data`` (str, hashed as UTF-8, bytes or bytearray) as an
     unsigned int in 0..2**32-1: the CRC of zlib and IEEE 802.3, equal to
@@ -130,14 +140,7 @@ class Crc32Buckets:
         bucket and keys lists those key objects themselves.  Raises
         ``TypeError`` if keys is not a sequence (a str, bytes or bytearray is
         refused) or holds a key of another type."""
-        seq = _check_keys(keys)
-        out: list[tuple[list[int], list[Any]]] = [([], []) for _ in range(self._n)]
-        index = self.index
-        for i, key in enumerate(seq):
-            positions, bucket_keys = out[index(key)]
-            positions.append(i)
-            bucket_keys.append(key)
-        return out
+        return _partition(keys, self._n, self.index)
 
     def __repr__(self) -> str:
         return "Crc32Buckets(%d)" % self._n
@@ -282,14 +285,7 @@ class KetamaRing:
         that go to that node and keys lists those key objects themselves.
         Raises ``TypeError`` if keys is not a sequence (a str, bytes or
         bytearray is refused) or holds a key of another type."""
-        seq = _check_keys(keys)
-        out: list[tuple[list[int], list[Any]]] = [([], []) for _ in self._names]
-        index = self.index
-        for i, key in enumerate(seq):
-            positions, node_keys = out[index(key)]
-            positions.append(i)
-            node_keys.append(key)
-        return out
+        return _partition(keys, len(self._names), self.index)
 
     def __repr__(self) -> str:
         return "<KetamaRing: %d nodes, %d points>" % (len(self._names), len(self._hashes))

@@ -62,6 +62,17 @@ def impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
     return module
 
 
+@pytest.fixture
+def both(request: pytest.FixtureRequest):
+    """(C core, pure twin), for tests that compare the two directly.  Under
+    --no-c-extensions there is no C side to compare: such tests skip."""
+    if request.config.getoption("--no-c-extensions"):
+        pytest.skip("compares the C core with the twin; C disabled by --no-c-extensions")
+    if _compat.c_core is None:
+        pytest.fail("the C extension pyredcache._core is not built")
+    return _compat.c_core, _compat.py_core
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

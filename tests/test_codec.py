@@ -54,14 +54,6 @@ def codec(impl):
     return impl if hasattr(impl, "dumps") else codec_py
 
 
-@pytest.fixture
-def both(request):
-    """(C codec, pure codec), for tests that compare the two."""
-    if request.config.getoption("--no-c-extensions"):
-        pytest.skip("compares the C core with the twin; C disabled by --no-c-extensions")
-    if _compat.c_core is None:
-        pytest.fail("the C extension pyredcache._core is not built")
-    return _compat.c_core, codec_py
 
 
 def canon(x):

@@ -103,13 +103,6 @@ def random_keys(seed: int, count: int) -> list:
     return keys
 
 
-@pytest.fixture
-def both(request):
-    if request.config.getoption("--no-c-extensions"):
-        pytest.skip("compares the C core with the twin; C disabled by --no-c-extensions")
-    if _compat.c_core is None:
-        pytest.fail("the C extension pyredcache._core is not built")
-    return _compat.c_core, _compat.py_core
 
 
 # ---------------------------------------------------------------------------

@@ -43,13 +43,6 @@ def keys(impl):
     return impl if hasattr(impl, "KeyBuilder") else keys_py
 
 
-@pytest.fixture
-def both(request):
-    if request.config.getoption("--no-c-extensions"):
-        pytest.skip("compares the C core with the twin; C disabled by --no-c-extensions")
-    if _compat.c_core is None:
-        pytest.fail("the C extension pyredcache._core is not built")
-    return _compat.c_core, keys_py
 
 
 def builder_for(mod, func, prefix=b"k:", drop_first=False):
