@@ -22,6 +22,7 @@ from ._hashing_py import Crc32Buckets, KetamaRing, crc32
 from ._keys_py import KeyBuilder
 from ._multiplex_py import multi_pipeline
 from ._promise_py import Promise
+from ._redlock_py import redlock_round
 from .exceptions import (
     ConnectionError,
     ProtocolError,
@@ -30,7 +31,7 @@ from .exceptions import (
 )
 
 __all__ = ["Connection", "KeyBuilder", "MAX_DEPTH", "Promise", "dumps", "loads",
-           "implementation", "encode_arg", "multi_pipeline",
+           "implementation", "encode_arg", "multi_pipeline", "redlock_round",
            "crc32", "Crc32Buckets", "KetamaRing"]
 
 implementation = "python"
@@ -98,6 +99,23 @@ def _pack(commands: Iterable[Sequence[Any]]) -> bytes:
             out.append(b)
             out.append(b"\r\n")
     return b"".join(out)
+
+
+class _OwnedSocket(socket.socket):
+    """The socket of one Connection, which closes it.
+
+    When a Connection and its socket become garbage together in a reference
+    cycle (an exception's traceback holding the Connection, say), the
+    collector runs their finalizers in any order: a plain socket finalized
+    first would warn that it was left open although its owner was about to
+    close it.  This one closes itself quietly instead, as the Connection's
+    own ``__del__`` would have.
+    """
+
+    __slots__ = ()
+
+    def __del__(self) -> None:
+        self.close()
 
 
 class _Incomplete(Exception):
@@ -216,6 +234,7 @@ class Connection:
             raise ConnectionError(
                 "Error connecting to %s: %s" % (self._describe(), exc.strerror or exc)
             ) from None
+        sock = _OwnedSocket(fileno=sock.detach())
         sock.settimeout(self.socket_timeout)
         self._sock = sock
         self._generation = _fork_generation

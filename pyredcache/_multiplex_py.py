@@ -141,6 +141,10 @@ def _finish(job: _Job, result: Any, running: list) -> None:
         if sock is not None:
             sock.settimeout(job.conn.socket_timeout)
     job.done = True
+    if isinstance(result, BaseException):
+        # a result, not a raised error: its traceback would only tie this
+        # call's frames (and every connection in them) into a cycle
+        result.__traceback__ = None
     job.result = result
 
 
