@@ -2,8 +2,8 @@
  *
  * The module is initialised in phases (PEP 489): pyrc_exec imports the
  * exception classes from pyredcache.exceptions into the module state, then
- * lets each part of the core (connection, multiplex, codec, keys, promise, hashing) add its types and
- * functions.  Every object is visited and cleared through the state, so
+ * lets each part of the core (connection, multiplex, codec, keys, promise,
+ * hashing, redlock) add its types and functions.  Every object is visited and cleared through the state, so
  * the module can be loaded in several interpreters and torn down cleanly.
  */
 #include "module.h"
@@ -114,6 +114,9 @@ pyrc_exec(PyObject *module)
     if (pyrc_multiplex_exec(module, st) < 0) {
         return -1;
     }
+    if (pyrc_redlock_exec(module, st) < 0) {
+        return -1;
+    }
     if (PyModule_AddStringConstant(module, "implementation", "c") < 0) {
         return -1;
     }
@@ -175,9 +178,10 @@ PyDoc_STRVAR(module_doc,
 "pyredcache._core: the C core of pyredcache.\n"
 "\n"
 "Connections over hiredis, parallel pipelines over many connections, reply\n"
-"decoding, the value codec, cache-key building, Promise, and the key\n"
-"routing hashes (CRC32 buckets, ketama ring).  pyredcache._core_py is its\n"
-"pure-Python twin and exports the same names with the same behaviour.");
+"decoding, the value codec, cache-key building, Promise, the key routing\n"
+"hashes (CRC32 buckets, ketama ring) and the Redlock quorum round.\n"
+"pyredcache._core_py is its pure-Python twin and exports the same names\n"
+"with the same behaviour.");
 
 PyModuleDef pyrc_moduledef = {
     PyModuleDef_HEAD_INIT,

@@ -93,4 +93,6 @@ void pyrc_hashing_clear(pyrc_state *st);
 
 int pyrc_multiplex_exec(PyObject *module, pyrc_state *st);
 
+int pyrc_redlock_exec(PyObject *module, pyrc_state *st);
+
 #endif /* PYRC_MODULE_H */

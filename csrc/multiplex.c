@@ -34,6 +34,11 @@
  * ends the next waiting one starts.  Starting a job connects it if needed
  * (a blocking connect, the GIL released, bounded by the connection's
  * socket_connect_timeout): connections are pooled, so that is rare.
+ *
+ * Callers in C.  The engine is pyrc_multiplex_run() (multiplex.h): it
+ * runs jobs whose commands the caller has already formatted as RESP.
+ * multi_pipeline() below parses its arguments into such jobs; redlock.c
+ * sends one command to every master the same way.
  */
 #include <errno.h>
 #include <limits.h>
@@ -43,7 +48,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "connection.h"
+#include "multiplex.h"
 
 #define JOB_WAITING 0
 #define JOB_RUNNING 1
@@ -55,23 +60,7 @@
 #define MSG_NOSIGNAL 0 /* no such flag: SIGPIPE is ignored by Python anyway */
 #endif
 
-typedef struct {
-    ConnectionObject *conn; /* borrowed: the jobs sequence keeps it alive */
-    char *out;              /* the job's commands as RESP */
-    size_t outlen;
-    size_t sent;
-    Py_ssize_t ncmds;
-    Py_ssize_t nread;       /* replies taken so far */
-    PyObject *replies;      /* list of ncmds slots while running */
-    PyObject *result;       /* replies list or exception instance when done */
-    int state;
-    int entered;            /* we set conn->busy */
-    /* what happened while the GIL was released, handled after */
-    int io_error;           /* errno of a failed send/recv, or 0 */
-    int eof;                /* the server closed the socket */
-    int feed_failed;        /* redisReaderFeed failed (out of memory) */
-    int fed;                /* bytes were fed since the last parse */
-} job_t;
+typedef pyrc_mpx_job job_t;
 
 /* The exception being raised, normalized, as a new reference. */
 static PyObject *
@@ -106,7 +95,7 @@ format_size(char *end, size_t v)
 /* Format the encoded commands as RESP arrays of bulk strings into one
  * buffer: "*<argc>\r\n" then "$<len>\r\n<bytes>\r\n" per argument. */
 static int
-format_resp(job_t *job, encoded_t *e)
+format_resp(encoded_t *e, char **out, size_t *outlen)
 {
     char digits[24];
     char *const dend = digits + sizeof(digits);
@@ -153,9 +142,29 @@ format_resp(job_t *job, encoded_t *e)
             *p++ = '\n';
         }
     }
-    job->out = buf;
-    job->outlen = (size_t)(p - buf);
+    *out = buf;
+    *outlen = (size_t)(p - buf);
     return 0;
+}
+
+int
+pyrc_multiplex_format(PyObject *commands, char **out, size_t *outlen,
+                      Py_ssize_t *ncmds)
+{
+    encoded_t e;
+    PyObject *seqs = pyrc_command_sequences(commands);
+    if (seqs == NULL) {
+        return -1;
+    }
+    if (pyrc_encode_commands(&e, seqs) < 0) {
+        Py_DECREF(seqs);
+        return -1;
+    }
+    int rc = format_resp(&e, out, outlen);
+    *ncmds = e.ncmds;
+    pyrc_encoded_free(&e);
+    Py_DECREF(seqs);
+    return rc;
 }
 
 /* End a job with `result` (a new reference: replies or an exception). */
@@ -168,8 +177,6 @@ finish(job_t *job, PyObject *result, Py_ssize_t *running)
     job->state = JOB_DONE;
     Py_CLEAR(job->replies);
     job->result = result;
-    PyMem_Free(job->out);
-    job->out = NULL;
 }
 
 /* End a job with the exception being raised; its stream is out of step,
@@ -325,8 +332,8 @@ after_io(job_t *job, Py_ssize_t *running)
     }
 }
 
-static int
-timeout_ms(PyObject *obj, int *ms)
+int
+pyrc_multiplex_timeout_ms(PyObject *obj, int *ms)
 {
     if (obj == Py_None) {
         *ms = -1;
@@ -350,115 +357,32 @@ timeout_ms(PyObject *obj, int *ms)
     return 0;
 }
 
-PyDoc_STRVAR(multi_pipeline_doc,
-"multi_pipeline(jobs, /, timeout=None, max_concurrency=64)\n"
-"--\n"
-"\n"
-"Run one pipeline on each of many connections, all in flight at once.\n"
-"\n"
-"jobs: a sequence of (connection, commands) pairs, each connection a\n"
-"distinct Connection and commands a sequence of commands as for\n"
-"Connection.pipeline().  timeout: seconds any one wait for progress may\n"
-"last (float, or None for ever); a job whose server is silent that long\n"
-"fails with TimeoutError.  max_concurrency: how many jobs are in flight\n"
-"at most (int >= 1).\n"
-"\n"
-"Returns a list with one item per job, in order: the list of its replies\n"
-"(error replies as ResponseError instances in their slots), or, for a job\n"
-"whose server could not be reached, dropped the connection, sent bad RESP\n"
-"or timed out, the ConnectionError / TimeoutError / ProtocolError\n"
-"instance, its connection closed.  The other jobs are not affected.\n"
-"Raises TypeError or ValueError for malformed arguments and RuntimeError\n"
-"for a connection in use elsewhere (or given twice), before anything is\n"
-"sent.");
-
-static PyObject *
-multi_pipeline(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
-               PyObject *kwnames)
+/* The engine: see multiplex.h. */
+PyObject *
+pyrc_multiplex_run(job_t *jobs, Py_ssize_t njobs, int wait_ms,
+                   PyObject *timeout, Py_ssize_t max_concurrency,
+                   struct timespec *first_send)
 {
-    static const char *const names[3] = {"jobs", "timeout", "max_concurrency"};
-    PyObject *argv[3] = {NULL, Py_None, NULL};
-    pyrc_state *st = pyrc_get_state(module);
-    PyObject *seq = NULL, *results = NULL;
-    PyObject **cmd_seqs = NULL;
-    job_t *jobs = NULL;
+    PyObject *results = NULL;
     struct pollfd *fds = NULL;
     Py_ssize_t *fd_job = NULL;
-    Py_ssize_t njobs = 0, i, running = 0, next = 0;
-    long max_concurrency = 64;
-    int wait_ms;
+    Py_ssize_t i, running = 0, next = 0;
+    int sent_any = 0;
 
-    if (pyrc_parse_args("multi_pipeline", args, nargs, kwnames, names, 3, 1, 1,
-                        argv) < 0) {
-        return NULL;
+    if (first_send != NULL) {
+        clock_gettime(CLOCK_MONOTONIC, first_send);
     }
-    if (timeout_ms(argv[1], &wait_ms) < 0) {
-        return NULL;
-    }
-    if (argv[2] != NULL) {
-        if (PyBool_Check(argv[2]) || !PyLong_Check(argv[2])) {
-            PyErr_SetString(PyExc_TypeError, "max_concurrency must be an int");
-            return NULL;
-        }
-        max_concurrency = PyLong_AsLong(argv[2]);
-        if (max_concurrency == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-        if (max_concurrency < 1) {
-            PyErr_Format(PyExc_ValueError, "max_concurrency must be >= 1, got %ld",
-                         max_concurrency);
-            return NULL;
-        }
-    }
-    seq = PySequence_Fast(argv[0], "jobs must be a sequence of (connection, commands) pairs");
-    if (seq == NULL) {
-        return NULL;
-    }
-    njobs = PySequence_Fast_GET_SIZE(seq);
     results = PyList_New(njobs);
     if (results == NULL || njobs == 0) {
-        Py_DECREF(seq);
         return results;
     }
-    jobs = PyMem_Calloc((size_t)njobs, sizeof(job_t));
-    cmd_seqs = PyMem_Calloc((size_t)njobs, sizeof(PyObject *));
     fds = PyMem_Calloc((size_t)njobs, sizeof(struct pollfd));
     fd_job = PyMem_Calloc((size_t)njobs, sizeof(Py_ssize_t));
-    if (jobs == NULL || cmd_seqs == NULL || fds == NULL || fd_job == NULL) {
+    if (fds == NULL || fd_job == NULL) {
         PyErr_NoMemory();
         goto error;
     }
-
-    /* Check and encode everything before anything is sent. */
     for (i = 0; i < njobs; i++) {
-        PyObject *pair = PySequence_Fast_GET_ITEM(seq, i);
-        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
-            PyErr_Format(PyExc_TypeError,
-                         "jobs[%zd] must be a (connection, commands) tuple", i);
-            goto error;
-        }
-        PyObject *conn = PyTuple_GET_ITEM(pair, 0);
-        if (!Py_IS_TYPE(conn, st->ConnectionType)) {
-            PyErr_Format(PyExc_TypeError,
-                         "jobs[%zd][0] must be a pyredcache._core.Connection, "
-                         "not %.100s", i, Py_TYPE(conn)->tp_name);
-            goto error;
-        }
-        jobs[i].conn = (ConnectionObject *)conn;
-        cmd_seqs[i] = pyrc_command_sequences(PyTuple_GET_ITEM(pair, 1));
-        if (cmd_seqs[i] == NULL) {
-            goto error;
-        }
-        encoded_t e;
-        if (pyrc_encode_commands(&e, cmd_seqs[i]) < 0) {
-            goto error;
-        }
-        int rc = format_resp(&jobs[i], &e);
-        jobs[i].ncmds = e.ncmds;
-        pyrc_encoded_free(&e);
-        if (rc < 0) {
-            goto error;
-        }
         jobs[i].replies = PyList_New(jobs[i].ncmds);
         if (jobs[i].replies == NULL) {
             goto error;
@@ -506,6 +430,10 @@ multi_pipeline(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         for (nfds_t f = 0; f < nfds; f++) {
             job_t *job = &jobs[fd_job[f]];
             if (job->sent == 0) {
+                if (!sent_any && first_send != NULL) {
+                    clock_gettime(CLOCK_MONOTONIC, first_send);
+                }
+                sent_any = 1;
                 do_send(job);
             }
             fds[f].events = POLLIN;
@@ -560,9 +488,16 @@ multi_pipeline(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                 }
                 PyObject *where = pyrc_conn_describe(job->conn);
                 if (where != NULL) {
-                    PyErr_Format(st->TimeoutError,
-                                 "Timeout reading from %U after %R seconds",
-                                 where, argv[1]);
+                    if (timeout != NULL) {
+                        PyErr_Format(job->conn->st->TimeoutError,
+                                     "Timeout reading from %U after %R seconds",
+                                     where, timeout);
+                    }
+                    else {
+                        PyErr_Format(job->conn->st->TimeoutError,
+                                     "Timeout reading from %U after %d ms",
+                                     where, wait_ms);
+                    }
                     Py_DECREF(where);
                 }
                 fail(job, &running);
@@ -574,41 +509,158 @@ multi_pipeline(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         PyList_SET_ITEM(results, i, jobs[i].result);
         jobs[i].result = NULL;
         jobs[i].conn->busy = 0;
-        Py_DECREF(cmd_seqs[i]);
+        jobs[i].entered = 0;
     }
-    PyMem_Free(jobs);
-    PyMem_Free(cmd_seqs);
     PyMem_Free(fds);
     PyMem_Free(fd_job);
-    Py_DECREF(seq);
     return results;
 
 error:
-    if (jobs != NULL) {
-        for (i = 0; i < njobs; i++) {
-            job_t *job = &jobs[i];
-            if (job->state == JOB_RUNNING) {
-                /* abandoned half-way: the stream is out of step */
-                pyrc_conn_drop(job->conn);
-            }
-            if (job->entered) {
-                job->conn->busy = 0;
-            }
-            Py_CLEAR(job->replies);
-            Py_CLEAR(job->result);
-            PyMem_Free(job->out);
+    for (i = 0; i < njobs; i++) {
+        job_t *job = &jobs[i];
+        if (job->state == JOB_RUNNING) {
+            /* abandoned half-way: the stream is out of step */
+            pyrc_conn_drop(job->conn);
         }
-    }
-    if (cmd_seqs != NULL) {
-        for (i = 0; i < njobs; i++) {
-            Py_XDECREF(cmd_seqs[i]);
+        if (job->entered) {
+            job->conn->busy = 0;
+            job->entered = 0;
         }
+        Py_CLEAR(job->replies);
+        Py_CLEAR(job->result);
     }
-    PyMem_Free(jobs);
-    PyMem_Free(cmd_seqs);
     PyMem_Free(fds);
     PyMem_Free(fd_job);
     Py_XDECREF(results);
+    return NULL;
+}
+
+PyDoc_STRVAR(multi_pipeline_doc,
+"multi_pipeline(jobs, /, timeout=None, max_concurrency=64)\n"
+"--\n"
+"\n"
+"Run one pipeline on each of many connections, all in flight at once.\n"
+"\n"
+"jobs: a sequence of (connection, commands) pairs, each connection a\n"
+"distinct Connection and commands a sequence of commands as for\n"
+"Connection.pipeline().  timeout: seconds any one wait for progress may\n"
+"last (float, or None for ever); a job whose server is silent that long\n"
+"fails with TimeoutError.  max_concurrency: how many jobs are in flight\n"
+"at most (int >= 1).\n"
+"\n"
+"Returns a list with one item per job, in order: the list of its replies\n"
+"(error replies as ResponseError instances in their slots), or, for a job\n"
+"whose server could not be reached, dropped the connection, sent bad RESP\n"
+"or timed out, the ConnectionError / TimeoutError / ProtocolError\n"
+"instance, its connection closed.  The other jobs are not affected.\n"
+"Raises TypeError or ValueError for malformed arguments and RuntimeError\n"
+"for a connection in use elsewhere (or given twice), before anything is\n"
+"sent.");
+
+/* Free the RESP buffers multi_pipeline formatted (NULL where none yet). */
+static void
+free_buffers(job_t *jobs, Py_ssize_t njobs)
+{
+    for (Py_ssize_t i = 0; i < njobs; i++) {
+        PyMem_Free((void *)jobs[i].out);
+        jobs[i].out = NULL;
+    }
+}
+
+static PyObject *
+multi_pipeline(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+               PyObject *kwnames)
+{
+    static const char *const names[3] = {"jobs", "timeout", "max_concurrency"};
+    PyObject *argv[3] = {NULL, Py_None, NULL};
+    pyrc_state *st = pyrc_get_state(module);
+    PyObject *seq = NULL, *results = NULL;
+    job_t *jobs = NULL;
+    Py_ssize_t njobs = 0, i;
+    long max_concurrency = 64;
+    int wait_ms;
+
+    if (pyrc_parse_args("multi_pipeline", args, nargs, kwnames, names, 3, 1, 1,
+                        argv) < 0) {
+        return NULL;
+    }
+    if (pyrc_multiplex_timeout_ms(argv[1], &wait_ms) < 0) {
+        return NULL;
+    }
+    if (argv[2] != NULL) {
+        if (PyBool_Check(argv[2]) || !PyLong_Check(argv[2])) {
+            PyErr_SetString(PyExc_TypeError, "max_concurrency must be an int");
+            return NULL;
+        }
+        max_concurrency = PyLong_AsLong(argv[2]);
+        if (max_concurrency == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (max_concurrency < 1) {
+            PyErr_Format(PyExc_ValueError, "max_concurrency must be >= 1, got %ld",
+                         max_concurrency);
+            return NULL;
+        }
+    }
+    /* A tuple, not PySequence_Fast: a list could be emptied by code that
+     * iterating a job's commands runs, leaving the jobs' borrowed
+     * connections dangling. */
+    seq = PySequence_Tuple(argv[0]);
+    if (seq == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_SetString(PyExc_TypeError,
+                            "jobs must be a sequence of (connection, commands) pairs");
+        }
+        return NULL;
+    }
+    njobs = PyTuple_GET_SIZE(seq);
+    if (njobs == 0) {
+        Py_DECREF(seq);
+        return PyList_New(0);
+    }
+    jobs = PyMem_Calloc((size_t)njobs, sizeof(job_t));
+    if (jobs == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+
+    /* Check and encode everything before anything is sent.  The jobs
+     * borrow their connections from `seq`, which stays alive until the
+     * run is over. */
+    for (i = 0; i < njobs; i++) {
+        PyObject *pair = PyTuple_GET_ITEM(seq, i);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_Format(PyExc_TypeError,
+                         "jobs[%zd] must be a (connection, commands) tuple", i);
+            goto error;
+        }
+        PyObject *conn = PyTuple_GET_ITEM(pair, 0);
+        if (!Py_IS_TYPE(conn, st->ConnectionType)) {
+            PyErr_Format(PyExc_TypeError,
+                         "jobs[%zd][0] must be a pyredcache._core.Connection, "
+                         "not %.100s", i, Py_TYPE(conn)->tp_name);
+            goto error;
+        }
+        jobs[i].conn = (ConnectionObject *)conn;
+        char *out = NULL;
+        if (pyrc_multiplex_format(PyTuple_GET_ITEM(pair, 1), &out,
+                                  &jobs[i].outlen, &jobs[i].ncmds) < 0) {
+            goto error;
+        }
+        jobs[i].out = out;
+    }
+    results = pyrc_multiplex_run(jobs, njobs, wait_ms, argv[1],
+                                 (Py_ssize_t)max_concurrency, NULL);
+    free_buffers(jobs, njobs);
+    PyMem_Free(jobs);
+    Py_DECREF(seq);
+    return results; /* NULL if the run was aborted */
+
+error:
+    if (jobs != NULL) {
+        free_buffers(jobs, njobs);
+    }
+    PyMem_Free(jobs);
     Py_DECREF(seq);
     return NULL;
 }

@@ -40,6 +40,14 @@ def multi_pipeline(
     max_concurrency: int = ...,
 ) -> list[list[Any] | BaseException]: ...
 
+def redlock_round(
+    connections: Sequence[Connection],
+    command: Sequence[bytes | str | int | float],
+    ttl_ms: float,
+    timeout: float | None,
+    /,
+) -> tuple[int, float, list[Any]]: ...
+
 def dumps(obj: Any, /, canonical: bool = ...) -> bytes: ...
 def loads(data: bytes | bytearray | memoryview, /) -> Any: ...
 

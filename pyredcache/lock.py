@@ -1,0 +1,619 @@
+"""Distributed locks.
+
+* :class:`Redlock`: a lock over several independent Redis masters that
+  survives the loss of a minority of them (pottery's ``Redlock`` API), with
+  a fencing token per acquisition; :func:`synchronize` runs a function
+  under one.
+* :class:`Lock`: a lock on one Redis server (retools' ``Lock`` API).
+
+Redlock is the algorithm of the distributed-locks page of the Redis docs
+(redis.io/docs/latest/develop/use/patterns/distributed-locks/): a lock is
+held when a majority of the masters set its key within a time that leaves
+some of its time to live.  Each quorum round goes to every master at once
+(``redlock_round`` in the core: csrc/redlock.c, or its pure twin).
+
+Fencing tokens (Martin Kleppmann, "How to do distributed locking", 2016)
+let the resource a lock protects refuse a holder that was paused past its
+lock's expiry and carries on: every acquisition gets a number larger than
+any earlier acquisition's, and the resource remembers the largest it saw.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import random
+import secrets
+import time
+from typing import Any, Callable, Iterable, Sequence, TypeVar
+
+from .client import Client, as_client
+from .exceptions import (
+    ExtendUnlockedLock,
+    LockTimeout,
+    QuorumNotAchieved,
+    ReleaseUnlockedLock,
+    ResponseError,
+    TooManyExtensions,
+)
+from .scripts import Script
+
+__all__ = ["Redlock", "synchronize", "Lock"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _agreed(reply: Any) -> bool:
+    """A master agreed: its reply is neither nil nor an error."""
+    return reply is not None and not isinstance(reply, BaseException)
+
+
+def _noscript(reply: Any) -> bool:
+    return isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT")
+
+
+def _check_timeout(timeout: Any, name: str = "timeout") -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError("%s must be a number of seconds, not %s" % (name, type(timeout).__name__))
+    if math.isnan(timeout) or (timeout < 0 and timeout != -1):
+        raise ValueError("%s must be >= 0 seconds, or -1 for no limit; got %r" % (name, timeout))
+    return float(timeout)
+
+
+# Why the fencing token is strictly increasing (Redlock.acquire).
+#
+# Each master keeps a counter, redlock:<key>:fence.  An acquisition runs two
+# rounds.  Round 1 sets the lock key (SET NX PX) and, on each master where
+# it was set, reads the counter in the same script.  With a quorum Q1,
+# token = max(counters read on Q1) + 1.  Round 2 raises the counter to
+# at least `token`, on each master, only while that master's lock key
+# still holds our random value; the acquisition counts only if round 2
+# also reaches a quorum W, within the lock's validity.
+#
+# Let A then B be two successful acquisitions (B's hold begins after A's:
+# their validity periods cannot overlap, which is Redlock's own safety).
+# Q1(B) and W(A) are both majorities, so they share a master m.  On m,
+# A's round-2 write ran while A's lock key was present (the script checks
+# it), and B's round-1 script set B's key, so it ran while m held no lock
+# key.  Could B's script have run first?  Then B's key was on m when A's
+# key was set there later, so B's key had gone: B deleted it (B only does
+# that after a failed acquisition, or when releasing after its hold) or it
+# expired (which, within the clock-drift bound Redlock assumes, happens
+# after B's validity period ends).  Either way B's hold would have begun
+# and ended before A's round 2, or B failed: a contradiction.  So B's
+# read on m came after A's key left m, which is after A's write on m: B
+# read a counter >= token(A), and token(B) > token(A).
+#
+# One INCR per master and max() is not enough.  With masters a, b, c at 0:
+# {a,b} -> 1, 1, token 1; {a,c} -> a=2, c=1, token 2; {b,c} -> b=2, c=2,
+# token 2 again.  Reading first and writing the maximum back closes that
+# hole: the third acquisition reads c=2 and gets 3.
+#
+# Failed acquisitions may raise some counters (round 2 on a minority, or
+# after the validity ran out): tokens may skip numbers, never go back.
+# The counters do not expire.  A master restarted without persistence
+# loses its counter, as it loses its lock keys: the caveat of Redlock
+# itself (the Redis page asks for fsync=always or a delayed restart).
+
+
+class Redlock:
+    """A distributed lock over several independent Redis masters (Redlock).
+
+    ``Redlock(*, key, masters=None, raise_on_redis_errors=False,
+    auto_release_time=10000, num_extensions=3,
+    context_manager_blocking=True, context_manager_timeout=-1)``; pottery's
+    API, which follows :class:`threading.Lock`.
+
+    * ``key`` (str): the resource.  The Redis key is ``"redlock:" + key``,
+      as pottery's, with the same ``SET NX PX`` and compare-and-delete: a
+      pottery process and a pyredcache process contend for the same lock.
+    * ``masters``: an iterable of independent masters (in production five),
+      each anything :func:`~pyredcache.client.as_client` takes: a
+      :class:`~pyredcache.Client`, a ``redis://``/``unix://`` URL, a
+      :class:`~pyredcache.Cache`, a redis-py client.  None: one
+      :class:`~pyredcache.Client` on localhost:6379.
+    * ``auto_release_time`` (int, **milliseconds**): the lock's time to
+      live; it is released by Redis that long after it was taken, even if
+      its holder died.
+    * ``num_extensions`` (int): how many times :meth:`extend` may be called
+      per acquisition.
+    * ``raise_on_redis_errors`` (bool): when so many masters failed (could
+      not be reached, timed out, answered with an error) that no quorum was
+      possible, raise :class:`~pyredcache.exceptions.QuorumNotAchieved`
+      chained to one of their errors instead of answering "not acquired"
+      (or raising :class:`~pyredcache.exceptions.ReleaseUnlockedLock` /
+      :class:`~pyredcache.exceptions.ExtendUnlockedLock`).
+    * ``context_manager_blocking`` (bool), ``context_manager_timeout``
+      (float, **seconds**, -1: no limit): how ``with lock:`` acquires.
+
+    The lock is held when at least ``len(masters) // 2 + 1`` masters set
+    its key and time is left of ``auto_release_time`` after subtracting the
+    time the acquisition took and a clock drift allowance of
+    ``auto_release_time * 0.01 + 2`` ms.  Each round goes to every master at
+    once; a master gets ``auto_release_time / 200`` ms (10 to 100 ms) to
+    answer, so a dead or frozen master costs little of the lock's validity.
+    Opening a connection is bounded by the client's own
+    ``socket_connect_timeout`` (and, when it sends AUTH or SELECT, its
+    ``socket_timeout``): give clients of remote masters both.
+    Algorithm: the distributed-locks page of the Redis docs.
+
+    :attr:`fencing_token` numbers acquisitions: each successful acquisition
+    of the key gets an int larger than every earlier one's, whichever
+    majority of masters was used (see the comment above this class).  The
+    caveat is Redlock's own: a master restarted without persistence
+    forgets its keys and its counter.
+
+    Threads: a Redlock object is held by one thread at a time (acquire and
+    release it in the same thread, or hand it over with proper
+    synchronisation).  Give each thread or process its own object with the
+    same ``key``: they contend for the lock properly.  The clients (and
+    their connection pools) may be shared.
+    """
+
+    KEY_PREFIX = "redlock:"
+    #: Seconds: a failed round is retried after a random delay up to this.
+    RETRY_DELAY = 0.2
+    #: Clock drift allowance: this fraction of the TTL, plus CLOCK_DRIFT_MS.
+    CLOCK_DRIFT_FACTOR = 0.01
+    CLOCK_DRIFT_MS = 2.0
+
+    ACQUIRE_SCRIPT = Script("""
+-- KEYS[1]: the lock key (redlock:<key>); KEYS[2]: its fencing counter
+-- (redlock:<key>:fence).  ARGV[1]: this acquisition's random value;
+-- ARGV[2]: time to live in milliseconds.
+-- Returns the counter (a decimal string, '0' when missing) when the lock
+-- key was set, nil when it exists already.
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    return redis.call('GET', KEYS[2]) or '0'
+end
+return false
+""")
+
+    FENCE_SCRIPT = Script("""
+-- KEYS[1]: the lock key; KEYS[2]: its fencing counter.
+-- ARGV[1]: our random value; ARGV[2]: our fencing token (decimal).
+-- Raises the counter to at least ARGV[2] while the lock key still holds
+-- ARGV[1].  Returns 1 then, nil when the key holds something else.
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    local current = tonumber(redis.call('GET', KEYS[2]) or '0')
+    if current < tonumber(ARGV[2]) then
+        redis.call('SET', KEYS[2], ARGV[2])
+    end
+    return 1
+end
+return false
+""")
+
+    RELEASE_SCRIPT = Script("""
+-- KEYS[1]: the lock key.  ARGV[1]: our random value.
+-- Deletes the key if it holds ARGV[1].  Returns 1 then, nil otherwise.
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return false
+""")
+
+    PTTL_SCRIPT = Script("""
+-- KEYS[1]: the lock key.  ARGV[1]: our random value.
+-- Returns the key's PTTL (milliseconds) if it holds ARGV[1], nil otherwise.
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PTTL', KEYS[1])
+end
+return false
+""")
+
+    EXTEND_SCRIPT = Script("""
+-- KEYS[1]: the lock key.  ARGV[1]: our random value; ARGV[2]: the new
+-- time to live in milliseconds.
+-- Returns 1 if the key holds ARGV[1] (its TTL is reset), nil otherwise.
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return false
+""")
+
+    def __init__(
+        self,
+        *,
+        key: str,
+        masters: Iterable[Any] | None = None,
+        raise_on_redis_errors: bool = False,
+        auto_release_time: int = 10000,
+        num_extensions: int = 3,
+        context_manager_blocking: bool = True,
+        context_manager_timeout: float = -1,
+    ) -> None:
+        if not isinstance(key, str):
+            raise TypeError("key must be str, not %s" % type(key).__name__)
+        if (isinstance(auto_release_time, bool) or not isinstance(auto_release_time, int)
+                or auto_release_time < 1):
+            raise ValueError("auto_release_time must be an int >= 1 (milliseconds), got %r"
+                             % (auto_release_time,))
+        if isinstance(num_extensions, bool) or not isinstance(num_extensions, int) \
+                or num_extensions < 0:
+            raise ValueError("num_extensions must be an int >= 0, got %r" % (num_extensions,))
+        self.context_manager_timeout = _check_timeout(context_manager_timeout,
+                                                      "context_manager_timeout")
+        self.key = self.KEY_PREFIX + key
+        self._keys = (self.key, self.key + ":fence")
+        if masters is None:
+            clients: list[Client] = [Client()]
+        else:
+            if isinstance(masters, (str, bytes)):
+                masters = [masters]
+            clients = [as_client(m, self.key) for m in masters]
+        if not clients:
+            raise ValueError("masters must name at least one Redis master")
+        cores = {c._core for c in clients}
+        if len(cores) != 1:
+            raise TypeError("the masters' clients use different core implementations")
+        self.masters: tuple[Client, ...] = tuple(clients)
+        self._redlock_round = clients[0]._core.redlock_round
+        self.raise_on_redis_errors = bool(raise_on_redis_errors)
+        self.auto_release_time = auto_release_time
+        self.num_extensions = num_extensions
+        self.context_manager_blocking = bool(context_manager_blocking)
+        self._quorum = len(clients) // 2 + 1
+        self._drift_ms = auto_release_time * self.CLOCK_DRIFT_FACTOR + self.CLOCK_DRIFT_MS
+        # Per-master timeout, seconds: small next to the TTL, so that a
+        # frozen master costs at most that much of the lock's validity.
+        self._master_timeout = min(100.0, max(10.0, auto_release_time / 200)) / 1000.0
+        self._value: str | None = None  # random value of the current hold
+        self._deadline = 0.0            # time.monotonic() when validity ends
+        self._extension_num = 0
+        self._fencing_token: int | None = None
+
+    def __repr__(self) -> str:
+        return "<%s key=%r masters=%d quorum=%d>" % (
+            type(self).__qualname__, self.key, len(self.masters), self._quorum)
+
+    @property
+    def fencing_token(self) -> int | None:
+        """The fencing token (int) of this object's latest successful
+        acquisition, None before the first.  Strictly larger than the token
+        of every earlier acquisition of the key, by any object or process.
+        Pass it to the protected resource with each write; the resource
+        rejects a token smaller than the largest it has seen."""
+        return self._fencing_token
+
+    # -- rounds ------------------------------------------------------------
+
+    def _round(self, script: Script, args: Sequence[Any]) -> tuple[int, float, list]:
+        """Run script on every master at once; (votes, validity_ms, replies)
+        as ``redlock_round`` returns them, validity measured against
+        auto_release_time.  Masters that did not know the script (NOSCRIPT:
+        first use, restart) get it with EVAL in a second round, and the
+        validity then spans both."""
+        conns = [c._acquire() for c in self.masters]
+        try:
+            start = time.monotonic()
+            votes, validity, replies = self._redlock_round(
+                conns, script.command(self._keys, args), self.auto_release_time,
+                self._master_timeout)
+            retry = [i for i, r in enumerate(replies) if _noscript(r)]
+            if retry:
+                _, _, again = self._redlock_round(
+                    [conns[i] for i in retry], script.eval_command(self._keys, args),
+                    self.auto_release_time, self._master_timeout)
+                for i, r in zip(retry, again):
+                    replies[i] = r
+                votes = sum(1 for r in replies if _agreed(r))
+                validity = (self.auto_release_time - self._drift_ms
+                            - (time.monotonic() - start) * 1000.0)
+        finally:
+            for client, conn in zip(self.masters, conns):
+                client._release(conn)
+        return votes, validity, replies
+
+    def _raise_if_masters_down(self, replies: list, what: str) -> None:
+        """With raise_on_redis_errors, raise QuorumNotAchieved when so many
+        masters failed that no quorum was possible."""
+        if not self.raise_on_redis_errors:
+            return
+        errors = [r for r in replies if isinstance(r, BaseException)]
+        if len(errors) > len(self.masters) - self._quorum:
+            raise QuorumNotAchieved(
+                "%s %s: %d of %d masters failed, a quorum of %d was impossible"
+                % (what, self.key, len(errors), len(self.masters), self._quorum)
+            ) from errors[0]
+
+    def _release_everywhere(self, value: str) -> None:
+        # compare-and-delete: nothing of another holder's is touched
+        self._round(self.RELEASE_SCRIPT, (value,))
+
+    # -- the threading.Lock API ------------------------------------------
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Acquire the lock; True when held, False when not.
+
+        ``blocking`` (bool): if false, make one attempt (one quorum round,
+        two on success).  ``timeout`` (float, **seconds**; -1: no limit):
+        how long a blocking call keeps trying; failed attempts are retried
+        after a random delay of 0 to 200 ms.  Raises ValueError for a
+        timeout with ``blocking=False`` (as :meth:`threading.Lock.acquire`)
+        and, with ``raise_on_redis_errors``,
+        :class:`~pyredcache.exceptions.QuorumNotAchieved` when too many
+        masters failed for a quorum to be possible.
+
+        On success the lock is held for :meth:`locked` milliseconds
+        (``auto_release_time`` minus the acquisition's duration and the
+        clock drift allowance) and :attr:`fencing_token` is new.
+        """
+        timeout = _check_timeout(timeout)
+        if not blocking and timeout != -1:
+            raise ValueError("can't specify a timeout for a non-blocking call")
+        deadline = None if timeout == -1 else time.monotonic() + timeout
+        while True:
+            if self._acquire_once():
+                return True
+            if not blocking:
+                return False
+            delay = random.uniform(0, self.RETRY_DELAY)
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                delay = min(delay, remaining)
+            time.sleep(delay)
+
+    def _acquire_once(self) -> bool:
+        value = secrets.token_hex(16)
+        ttl = self.auto_release_time
+        start = time.monotonic()  # before anything is sent
+        votes, validity, replies = self._round(self.ACQUIRE_SCRIPT, (value, ttl))
+        # a key may have been set where a master agreed or failed mid-way
+        dirty = any(r is not None for r in replies)
+        if votes >= self._quorum and validity > 0:
+            token = max(int(r) for r in replies if _agreed(r)) + 1
+            votes, _, replies = self._round(self.FENCE_SCRIPT, (value, token))
+            # validity from the start of round 1: the keys were set after
+            # `start`, so they last at least until start + ttl
+            validity = ttl - self._drift_ms - (time.monotonic() - start) * 1000.0
+            if votes >= self._quorum and validity > 0:
+                self._value = value
+                self._deadline = start + (ttl - self._drift_ms) / 1000.0
+                self._extension_num = 0
+                self._fencing_token = token
+                return True
+        if dirty:
+            self._release_everywhere(value)
+        self._raise_if_masters_down(replies, "acquire")
+        return False
+
+    def release(self) -> None:
+        """Release the lock (compare-and-delete on every master).
+
+        Raises :class:`~pyredcache.exceptions.ReleaseUnlockedLock` when
+        fewer than a quorum of masters held it for this object (never
+        acquired, released already, expired, or taken since by another
+        holder, whose keys are left alone); with ``raise_on_redis_errors``,
+        :class:`~pyredcache.exceptions.QuorumNotAchieved` when too many
+        masters failed for a quorum to be possible.  Either way this object
+        no longer holds the lock.
+        """
+        value = self._value
+        self._value = None
+        self._deadline = 0.0
+        if value is None:
+            raise ReleaseUnlockedLock("release of %s, which this object does not hold"
+                                      % self.key)
+        votes, _, replies = self._round(self.RELEASE_SCRIPT, (value,))
+        if votes < self._quorum:
+            self._raise_if_masters_down(replies, "release")
+            raise ReleaseUnlockedLock(
+                "release of %s: only %d of %d masters held it (expired, or taken "
+                "by another holder)" % (self.key, votes, len(self.masters)))
+
+    def locked(self) -> int:
+        """Milliseconds (int) this object still holds the lock for; 0 when
+        it does not hold it (a falsy value, as pottery's).
+
+        Asks every master: if a quorum hold our value, the answer is their
+        smallest remaining TTL, less the time the query took and the clock
+        drift allowance, and never beyond the validity computed when the
+        lock was acquired or extended.  With ``raise_on_redis_errors``,
+        raises :class:`~pyredcache.exceptions.QuorumNotAchieved` when too
+        many masters failed to tell.
+        """
+        value = self._value
+        if value is None or time.monotonic() >= self._deadline:
+            return 0
+        votes, validity, replies = self._round(self.PTTL_SCRIPT, (value,))
+        if votes < self._quorum:
+            self._raise_if_masters_down(replies, "locked")
+            return 0
+        ttl = self.auto_release_time
+        smallest = min(r if r >= 0 else ttl for r in replies if _agreed(r))
+        # ttl - validity is the query's duration plus the drift allowance
+        left = min(smallest - (ttl - validity), (self._deadline - time.monotonic()) * 1000.0)
+        return max(0, int(left))
+
+    def extend(self) -> None:
+        """Reset the lock's time to live to ``auto_release_time``
+        milliseconds, on every master that holds it for this object.
+
+        Raises :class:`~pyredcache.exceptions.TooManyExtensions` after
+        ``num_extensions`` extensions of one acquisition (nothing is sent),
+        :class:`~pyredcache.exceptions.ExtendUnlockedLock` when fewer than
+        a quorum of masters hold it for this object (or the round took
+        longer than the validity it would give), and with
+        ``raise_on_redis_errors``
+        :class:`~pyredcache.exceptions.QuorumNotAchieved` when too many
+        masters failed for a quorum to be possible.
+        """
+        value = self._value
+        if value is None:
+            raise ExtendUnlockedLock("extend of %s, which this object does not hold"
+                                     % self.key)
+        if self._extension_num >= self.num_extensions:
+            raise TooManyExtensions("%s was extended %d times already (num_extensions=%d)"
+                                    % (self.key, self._extension_num, self.num_extensions))
+        start = time.monotonic()
+        votes, validity, replies = self._round(self.EXTEND_SCRIPT,
+                                               (value, self.auto_release_time))
+        if votes >= self._quorum and validity > 0:
+            self._extension_num += 1
+            self._deadline = start + (self.auto_release_time - self._drift_ms) / 1000.0
+            return
+        self._raise_if_masters_down(replies, "extend")
+        raise ExtendUnlockedLock(
+            "extend of %s: only %d of %d masters held it (expired, or taken by "
+            "another holder)" % (self.key, votes, len(self.masters)))
+
+    def __enter__(self) -> "Redlock":
+        """Acquire with ``context_manager_blocking`` and
+        ``context_manager_timeout``; raise
+        :class:`~pyredcache.exceptions.QuorumNotAchieved` if not acquired."""
+        if not self.acquire(blocking=self.context_manager_blocking,
+                            timeout=self.context_manager_timeout):
+            raise QuorumNotAchieved("could not acquire %s (blocking=%r, timeout=%r s)"
+                                    % (self.key, self.context_manager_blocking,
+                                       self.context_manager_timeout))
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        """Release (see :meth:`release`, which may raise)."""
+        self.release()
+
+
+def synchronize(
+    *,
+    key: str,
+    masters: Iterable[Any] | None = None,
+    raise_on_redis_errors: bool = False,
+    auto_release_time: int = 10000,
+    blocking: bool = True,
+    timeout: float = -1,
+) -> Callable[[F], F]:
+    """Decorator: run each call of the function under a :class:`Redlock`
+    (pottery's ``synchronize``).
+
+    The arguments are :class:`Redlock`'s (``auto_release_time`` in
+    **milliseconds**); ``blocking`` and ``timeout`` (**seconds**, -1: no
+    limit) say how each call acquires.  A call that cannot acquire raises
+    :class:`~pyredcache.exceptions.QuorumNotAchieved`; one whose lock
+    expired before it returned raises
+    :class:`~pyredcache.exceptions.ReleaseUnlockedLock`.  Each call uses a
+    Redlock of its own, so the function may be called from several threads
+    at once (they take turns); the masters' clients are made once.
+    """
+    template = Redlock(key=key, masters=masters, raise_on_redis_errors=raise_on_redis_errors,
+                       auto_release_time=auto_release_time, context_manager_blocking=blocking,
+                       context_manager_timeout=timeout)
+    clients = template.masters
+
+    def decorator(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            lock = Redlock(key=key, masters=clients,
+                           raise_on_redis_errors=raise_on_redis_errors,
+                           auto_release_time=auto_release_time,
+                           context_manager_blocking=blocking, context_manager_timeout=timeout)
+            with lock:
+                return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+class Lock:
+    """A lock on one Redis server (retools' ``Lock`` API).
+
+    ``Lock(key, expires=60, timeout=10, redis=None)``::
+
+        with Lock("a_key", expires=60, timeout=10) as lock:
+            ...  # one at a time
+
+    * ``key`` (str or bytes): the Redis key, used as is.
+    * ``expires`` (int or float > 0, **seconds**): the lock is released
+      by Redis that long after it was taken, even if its holder died.
+    * ``timeout`` (int or float >= 0, **seconds**): how long
+      :meth:`acquire` keeps trying before it raises
+      :class:`~pyredcache.exceptions.LockTimeout`.  retools counted retry
+      loops (about one a second); here it is wall-clock seconds, tried
+      again after short random sleeps (up to 50 ms).
+    * ``redis``: anything :func:`~pyredcache.client.as_client` takes with
+      ``key`` (a Client, URL, Cache, CacheCluster, redis-py client); None:
+      a :class:`~pyredcache.Client` on localhost:6379.
+
+    Acquiring is ``SET key value NX PX`` with a random value per
+    acquisition; releasing deletes the key only if it still holds that
+    value (a Lua compare-and-delete), so a holder whose lock expired never
+    deletes its successor's.  One object is held by one thread at a time;
+    give each thread its own object with the same key.
+    """
+
+    RELEASE_SCRIPT = Script("""
+-- KEYS[1]: the lock key.  ARGV[1]: the holder's random value.
+-- Deletes the key if it holds ARGV[1].  Returns 1 then, 0 otherwise.
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+""")
+
+    #: Seconds: the longest random sleep between two attempts.
+    RETRY_DELAY = 0.05
+
+    def __init__(self, key: str | bytes, expires: float = 60, timeout: float = 10,
+                 redis: Any = None) -> None:
+        if not isinstance(key, (str, bytes)):
+            raise TypeError("key must be str or bytes, not %s" % type(key).__name__)
+        for name, value, low in (("expires", expires, "> 0"), ("timeout", timeout, ">= 0")):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError("%s must be a number of seconds, not %s"
+                                % (name, type(value).__name__))
+            if not math.isfinite(value) or (value <= 0 if low == "> 0" else value < 0):
+                raise ValueError("%s must be %s seconds, got %r" % (name, low, value))
+        self.key = key
+        self.expires = expires
+        self.timeout = timeout
+        self.client: Client = Client() if redis is None else as_client(redis, key)
+        self._px = max(1, round(expires * 1000))
+        self._value: str | None = None
+
+    def __repr__(self) -> str:
+        return "<%s key=%r expires=%r s timeout=%r s>" % (
+            type(self).__qualname__, self.key, self.expires, self.timeout)
+
+    def acquire(self) -> bool:
+        """Take the lock, trying for up to ``timeout`` seconds; return True.
+
+        Raises :class:`~pyredcache.exceptions.LockTimeout` when another
+        holder kept it that long, and ConnectionError / TimeoutError when
+        the server cannot be used."""
+        value = secrets.token_hex(16)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            if self.client.execute_command("SET", self.key, value, "NX", "PX",
+                                           self._px) is not None:
+                self._value = value
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LockTimeout("Timeout while waiting for lock %r (%r seconds)"
+                                  % (self.key, self.timeout))
+            time.sleep(min(remaining, random.uniform(0.001, self.RETRY_DELAY)))
+
+    def release(self) -> None:
+        """Release the lock (compare-and-delete).
+
+        Raises :class:`~pyredcache.exceptions.ReleaseUnlockedLock` when
+        this object does not hold it: never acquired, released already, or
+        expired (then another holder's key, if any, is left alone)."""
+        value = self._value
+        self._value = None
+        if value is None:
+            raise ReleaseUnlockedLock("release of %r, which this object does not hold"
+                                      % (self.key,))
+        if not self.RELEASE_SCRIPT(self.client, [self.key], [value]):
+            raise ReleaseUnlockedLock("release of %r: it expired (after %r seconds) "
+                                      "before it was released" % (self.key, self.expires))
+
+    def __enter__(self) -> "Lock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.release()
