@@ -159,6 +159,18 @@ return 0
     def _locked_compute(self, key: bytes, lock_key: bytes, token: bytes,
                         f: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         try:
+            # Look again now that the lock is ours: a caller whose GET
+            # missed may take the lock only after the previous holder
+            # stored the value and let go (a slow or descheduled process).
+            raw = self.client.get(key)
+            if raw is not None:
+                try:
+                    value, fresh = self.decode(raw)
+                except SerializationError:
+                    pass
+                else:
+                    if fresh:
+                        return value
             return self.compute_and_store(key, f, args, kwargs)
         finally:
             self._unlock(lock_key, token)

@@ -234,3 +234,28 @@ def test_option_errors(cache, impl, redis_server):
     no_expiry = Cache(redis_server.host, redis_server.port, default_expire=None)
     with pytest.raises(ValueError, match="need an expiry"):
         no_expiry.cache(stale_ttl=5)(lambda: 1)
+
+
+def test_lock_taken_after_the_value_was_stored_does_not_recompute(cache, monkeypatch):
+    # A caller whose GET missed, then got descheduled until the holder had
+    # stored the value and released the lock, must not compute again.
+    runs = []
+
+    @cache.cache(lock=True)
+    def f(x):
+        runs.append(x)
+        return x * 3
+
+    assert f(2) == 6 and runs == [2]
+    real_get = cache.client.get
+    misses = [True]
+
+    def get_missing_once(key):
+        if misses:
+            misses.pop()
+            return None
+        return real_get(key)
+
+    monkeypatch.setattr(cache.client, "get", get_missing_once)
+    assert f(2) == 6
+    assert runs == [2]
