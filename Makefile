@@ -49,7 +49,7 @@ help:
 	@echo "make build      compile the C core in place (when csrc/*, setup.py or build switches changed)"
 	@echo "make demo       deps + venv + build, then: $(VPY) -m pyredcache demo"
 	@echo "make test       deps + venv + build, then: $(VPY) -m pytest"
-	@echo "make bench      run bench/run.py, bench/codec.py, bench/cluster.py and bench/locks.py"
+	@echo "make bench      run bench/run.py, bench/codec.py, bench/cluster.py, bench/locks.py and bench/containers.py"
 	@echo "make fuzz       run fuzz/run.sh"
 	@echo "make docs       build the Sphinx docs into docs/_build/html"
 	@echo "make clean      remove build products (keeps $(VENV)); distclean also removes $(VENV)"
@@ -116,6 +116,7 @@ bench: deps build $(VENV)/.stamp-bench
 	$(VPY) bench/codec.py $(BENCH_ARGS)
 	$(VPY) bench/cluster.py $(BENCH_ARGS)
 	$(VPY) bench/locks.py $(BENCH_ARGS)
+	$(VPY) bench/containers.py $(BENCH_ARGS)
 
 fuzz:
 	bash fuzz/run.sh

@@ -7,8 +7,18 @@ from . import _compat
 from ._compat import implementation
 from .cache import NO_VALUE, BaseCache, Cache, CacheCluster
 from .client import Client
+from .containers import RedisCounter, RedisDeque, RedisDict, RedisList, RedisSet
 from .exceptions import (
     ConnectionError,
+    ExtendUnlockedLock,
+    InefficientAccessWarning,
+    KeyExistsError,
+    LockError,
+    LockTimeout,
+    QuorumNotAchieved,
+    ReleaseUnlockedLock,
+    TooManyExtensions,
+    WrongTypeError,
     InvalidSignature,
     PromiseError,
     ProtocolError,
@@ -17,6 +27,8 @@ from .exceptions import (
     SerializationError,
     TimeoutError,
 )
+from .lock import Lock, Redlock, synchronize
+from .nextid import NextId
 from .routers import BaseRedisRouter, RedisConsistentHashRouter, RedisCRC32HashRouter
 from .serializers import (
     BaseSerializer,
@@ -27,6 +39,7 @@ from .serializers import (
 )
 from .shards import HostConfig, ShardedClient
 from .testing import NullCache
+from .timer import ContextTimer
 
 # The C type when the extension is in use, else the pure twin.
 Promise = _compat.core.Promise
@@ -47,6 +60,16 @@ __all__ = [
     "RedisCRC32HashRouter",
     "RedisConsistentHashRouter",
     "Promise",
+    "Lock",
+    "Redlock",
+    "synchronize",
+    "NextId",
+    "RedisDict",
+    "RedisSet",
+    "RedisList",
+    "RedisDeque",
+    "RedisCounter",
+    "ContextTimer",
     "BaseSerializer",
     "JSONSerializer",
     "NativeSerializer",
@@ -60,4 +83,13 @@ __all__ = [
     "SerializationError",
     "InvalidSignature",
     "PromiseError",
+    "LockError",
+    "LockTimeout",
+    "QuorumNotAchieved",
+    "ReleaseUnlockedLock",
+    "ExtendUnlockedLock",
+    "TooManyExtensions",
+    "KeyExistsError",
+    "WrongTypeError",
+    "InefficientAccessWarning",
 ]

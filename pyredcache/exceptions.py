@@ -22,6 +22,9 @@ __all__ = [
     "ReleaseUnlockedLock",
     "ExtendUnlockedLock",
     "TooManyExtensions",
+    "KeyExistsError",
+    "WrongTypeError",
+    "InefficientAccessWarning",
 ]
 
 
@@ -113,3 +116,43 @@ class ExtendUnlockedLock(LockError, RuntimeError):
 class TooManyExtensions(LockError, RuntimeError):
     """``extend()`` called more than ``num_extensions`` times for one
     acquisition.  pottery's name."""
+
+
+class KeyExistsError(PyRedCacheError):
+    """A container (:class:`~pyredcache.RedisDict`, ``RedisSet``,
+    ``RedisList``, ...) was given initial data for a Redis key that already
+    exists.  Nothing was written.  pottery's name.
+
+    ``redis`` is the client the container was given and ``key`` the Redis
+    key (str), as on pottery's exception.
+    """
+
+    def __init__(self, redis: object = None, key: "str | None" = None) -> None:
+        self.redis = redis
+        self.key = key
+        super().__init__("Redis key %r already exists; initial data is only written "
+                         "to a new key" % (key,))
+
+
+class WrongTypeError(ResponseError):
+    """A container's Redis key holds another Redis type (a list where a
+    :class:`~pyredcache.RedisDict` keeps a hash, say).  The message names
+    the key, the type it holds and the type the container needs; ``key``,
+    ``actual`` and ``expected`` hold them.  Nothing was changed.  It is a
+    :class:`ResponseError`: the server refused the command (``WRONGTYPE``).
+    """
+
+    def __init__(self, key: str, actual: str, expected: str, container: str) -> None:
+        self.key = key
+        self.actual = actual
+        self.expected = expected
+        super().__init__("Redis key %r holds a %s, but %s keeps its data in a %s"
+                         % (key, actual, container, expected))
+
+
+class InefficientAccessWarning(Warning):
+    """Doing an O(n) Redis operation: the whole container crosses the
+    network (iterating it, ``repr``, ``to_dict()``/``to_list()``/``to_set()``,
+    comparing it with another container, set algebra computed here, sorting).
+    pottery's name; filter it with ``warnings.simplefilter('ignore',
+    InefficientAccessWarning)`` once you know the container is small."""

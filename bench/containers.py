@@ -1,0 +1,129 @@
+"""Redis containers: pyredcache (C core, pure twin) against pottery, same run.
+
+    python bench/containers.py            # TCP loopback
+    python bench/containers.py --quick    # fewer rounds, for a smoke test
+
+One private redis-server is started for the run (free loopback port and a
+unix socket in a temp dir, no persistence); nothing touches a server the
+machine may run on 6379.  pottery talks to it through redis-py (with the
+hiredis parser), pyredcache through its own Client; every contender uses
+its own key, with the same value, on the same server, over TCP (pottery
+cannot use a unix socket: it reads ``host`` from its client's connection
+settings).
+
+Every figure is the median over several rounds of the time per operation,
+the contenders interleaved round by round so that machine noise hits them
+alike.  ``ratio`` is pottery's time divided by pyredcache's (C core): above
+1 means pyredcache is faster.  The last row, a bare PING, is the round trip
+both libraries pay: it bounds what any client can gain on one-command
+operations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import sys
+import warnings
+
+import redis as redis_py
+from common import measure, private_redis
+
+import pottery
+from pyredcache import _compat
+from pyredcache.client import Client
+from pyredcache.containers import RedisDict, RedisList, RedisSet
+
+VALUE = {"name": "tofu", "tags": ["vegan", "protein"], "score": 4.5, "stock": 12}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="short run (smoke test)")
+    args = ap.parse_args()
+    # many short rounds: load from other processes, which comes and goes,
+    # then hits every contender alike
+    rounds, seconds = (3, 0.05) if args.quick else (15, 0.12)
+    if _compat.c_core is None:
+        sys.exit("bench: the C extension is not built (make build)")
+    import hiredis  # noqa: F401  - redis-py must parse with hiredis here
+
+    # pottery warns on O(n) work (a middle index of a list, say); so do we
+    warnings.simplefilter("ignore")
+
+    with private_redis() as (port, _sock):
+        where = {"host": "127.0.0.1", "port": port}
+        r = redis_py.Redis(**where)
+        clients = {}
+        for impl in ("c", "python"):
+            _compat.core = _compat.c_core if impl == "c" else _compat.py_core
+            clients[impl] = Client(**where)
+        _compat.core = _compat.c_core
+
+        sides = ("C", "pure", "pottery")
+        dicts = {"C": RedisDict(redis=clients["c"], key="c:d"),
+                 "pure": RedisDict(redis=clients["python"], key="py:d"),
+                 "pottery": pottery.RedisDict(redis=r, key="theirs:d")}
+        lists = {"C": RedisList(redis=clients["c"], key="c:l"),
+                 "pure": RedisList(redis=clients["python"], key="py:l"),
+                 "pottery": pottery.RedisList(redis=r, key="theirs:l")}
+        sets = {"C": RedisSet(redis=clients["c"], key="c:s"),
+                "pure": RedisSet(redis=clients["python"], key="py:s"),
+                "pottery": pottery.RedisSet(redis=r, key="theirs:s")}
+        indexed = {"C": RedisList(redis=clients["c"], key="c:i"),
+                   "pure": RedisList(redis=clients["python"], key="py:i"),
+                   "pottery": pottery.RedisList(redis=r, key="theirs:i")}
+        for side in sides:
+            dicts[side]["tofu"] = VALUE
+            sets[side].add("tofu")
+            indexed[side].extend([dict(VALUE, stock=i) for i in range(100)])
+            assert dicts[side]["tofu"] == VALUE and indexed[side][50]["stock"] == 50
+        assert r.hgetall("c:d") == r.hgetall("theirs:d")  # same bytes stored
+
+        def trim() -> None:  # keep the appended lists from growing without end
+            for side in sides:
+                r.ltrim(lists[side].key, -1000, -1)
+
+        rows = []
+
+        def row(name: str, make, ops: int = 1) -> None:
+            res = measure({side: make(side) for side in sides}, ops, rounds, seconds)
+            rows.append((name, res))
+            trim()
+
+        row("RedisDict get", lambda s: (lambda d=dicts[s]: d["tofu"]))
+        row("RedisDict set", lambda s: (lambda d=dicts[s]: d.__setitem__("tofu", VALUE)))
+        row("RedisList append", lambda s: (lambda lst=lists[s]: lst.append(VALUE)))
+        row("RedisList index [50] of 100", lambda s: (lambda lst=indexed[s]: lst[50]))
+        row("RedisSet add", lambda s: (lambda st=sets[s]: st.add("tofu")))
+        row("RedisSet membership", lambda s: (lambda st=sets[s]: "tofu" in st))
+        # a few more, for the picture (not part of the target)
+        batch = {"k%d" % i: VALUE for i in range(100)}
+        row("RedisDict update(100 items)", lambda s: (lambda d=dicts[s]: d.update(batch)))
+        row("RedisList slice [10:20]", lambda s: (lambda lst=indexed[s]: lst[10:20]))
+        row("RedisList insert(50, x)",
+            lambda s: (lambda lst=indexed[s]: (lst.insert(50, VALUE), lst.pop())))
+        ping = measure({"C": clients["c"].ping, "pure": clients["python"].ping,
+                        "pottery": r.ping}, 1, rounds, seconds)
+
+    parser = "hiredis parser" if redis_py.utils.HIREDIS_AVAILABLE else "pure-Python parser"
+    print("containers bench: Python %s, pottery %s, redis-py %s (%s), %s, %d-byte JSON value"
+          % (sys.version.split()[0], importlib.metadata.version("pottery"),
+             redis_py.__version__, parser, "TCP loopback",
+             len(json.dumps(VALUE))))
+    print("median of %d rounds; ratio = pottery time / pyredcache C time "
+          "(>1: pyredcache faster)" % rounds)
+    print()
+    print("| operation | pyredcache C ops/s | pure ops/s | pottery ops/s | ratio C/pottery |")
+    print("|---|---|---|---|---|")
+    for name, res in rows + [("(bare PING: client + round trip)", ping)]:
+        print("| %s | %s | %s | %s | %.2fx |" % (
+            name, *("{:,.0f}".format(1e6 / res[side]) for side in sides),
+            res["pottery"] / res["C"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
