@@ -42,7 +42,11 @@ HOLE = b"\x00pyredcache:hole\x00"
 
 _encode_str = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 _dumps = json.JSONEncoder(sort_keys=True, allow_nan=False).encode
-_loads = json.JSONDecoder().decode
+_decoder = json.JSONDecoder()
+_loads = _decoder.decode
+# The decoder's C scanner, without decode()'s two regex passes over
+# surrounding whitespace (which json.dumps never writes).
+_scan = _decoder.scan_once
 _int_repr = int.__repr__
 _float_repr = float.__repr__
 
@@ -88,7 +92,13 @@ def decode(raw: bytes | str) -> Any:
     that are not JSON (written there by something else)."""
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        return _loads(text)
+        try:
+            value, end = _scan(text, 0)
+            if end == len(text):
+                return value
+        except StopIteration:
+            pass
+        return _loads(text)  # whitespace around the value, or not JSON: raises
     except ValueError:
         raise SerializationError(
             "a Redis container holds bytes that are not JSON: %s" % _short_repr(raw)
