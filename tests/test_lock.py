@@ -280,7 +280,10 @@ def test_synchronize(impl, masters):
         if inside:
             overlaps.append(i)
         inside.append(i)
-        if None in held_by(masters, "sync"):
+        # A Redlock is held by a quorum, not by every master: under
+        # contention a rival's failed attempt may hold the others briefly.
+        values = [v for v in held_by(masters, "sync") if v is not None]
+        if not values or max(values.count(v) for v in values) < len(masters) // 2 + 1:
             unlocked.append(i)
         time.sleep(0.005)
         inside.remove(i)
