@@ -1,15 +1,15 @@
 """Redis containers: pyredcache (C core, pure twin) against pottery, same run.
 
     python bench/containers.py            # TCP loopback
-    python bench/containers.py --unix     # over the server's unix socket
     python bench/containers.py --quick    # fewer rounds, for a smoke test
 
 One private redis-server is started for the run (free loopback port and a
 unix socket in a temp dir, no persistence); nothing touches a server the
 machine may run on 6379.  pottery talks to it through redis-py (with the
 hiredis parser), pyredcache through its own Client; every contender uses
-its own key, with the same value, on the same server, all over TCP or
-all over the unix socket (``--unix``).
+its own key, with the same value, on the same server, over TCP (pottery
+cannot use a unix socket: it reads ``host`` from its client's connection
+settings).
 
 Every figure is the median over several rounds of the time per operation,
 the contenders interleaved round by round so that machine noise hits them
@@ -42,7 +42,6 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="short run (smoke test)")
-    ap.add_argument("--unix", action="store_true", help="talk over the unix socket")
     args = ap.parse_args()
     # many short rounds: load from other processes, which comes and goes,
     # then hits every contender alike
@@ -54,8 +53,8 @@ def main() -> int:
     # pottery warns on O(n) work (a middle index of a list, say); so do we
     warnings.simplefilter("ignore")
 
-    with private_redis() as (port, sock):
-        where = {"unix_socket_path": sock} if args.unix else {"host": "127.0.0.1", "port": port}
+    with private_redis() as (port, _sock):
+        where = {"host": "127.0.0.1", "port": port}
         r = redis_py.Redis(**where)
         clients = {}
         for impl in ("c", "python"):
@@ -112,7 +111,7 @@ def main() -> int:
     parser = "hiredis parser" if redis_py.utils.HIREDIS_AVAILABLE else "pure-Python parser"
     print("containers bench: Python %s, pottery %s, redis-py %s (%s), %s, %d-byte JSON value"
           % (sys.version.split()[0], importlib.metadata.version("pottery"),
-             redis_py.__version__, parser, "unix socket" if args.unix else "TCP loopback",
+             redis_py.__version__, parser, "TCP loopback",
              len(json.dumps(VALUE))))
     print("median of %d rounds; ratio = pottery time / pyredcache C time "
           "(>1: pyredcache faster)" % rounds)
