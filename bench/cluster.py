@@ -24,7 +24,6 @@ Every figure is a median over interleaved rounds (see common.py).
 
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
 import subprocess
@@ -32,7 +31,7 @@ import sys
 from contextlib import ExitStack
 
 import redis as redis_py
-from common import measure, private_redis
+from common import bench_options, measure, private_redis
 
 import pyredcache
 from pyredcache import Cache, CacheCluster, _compat
@@ -66,13 +65,7 @@ def cluster(ports: list[int], impl: str, **options) -> CacheCluster:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="short run (smoke test)")
-    args = ap.parse_args()
-    rounds, seconds = (3, 0.05) if args.quick else (7, 0.4)
-    if _compat.c_core is None:
-        sys.exit("bench: the C extension is not built (make build)")
+    args, rounds, seconds = bench_options(__doc__)
     import hiredis  # noqa: F401  - redis-py must parse with hiredis here
 
     with ExitStack() as stack:

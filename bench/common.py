@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import shutil
@@ -14,6 +15,8 @@ import time
 from typing import Callable, Iterator
 
 import redis as redis_py
+
+from pyredcache import _compat
 
 
 @contextlib.contextmanager
@@ -77,3 +80,22 @@ def measure(contenders: dict[str, Callable[[], object]], ops_per_call: int, roun
         for name, fn in contenders.items():
             samples[name].append(per_op_us(fn, ops_per_call, seconds))
     return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def bench_options(doc: str | None, rounds: int = 7, seconds: float = 0.4,
+                  unix: bool = False) -> tuple[argparse.Namespace, int, float]:
+    """Parse a bench's command line (``--quick``, and ``--unix`` when
+    ``unix``); return the arguments, the number of rounds and the seconds
+    per measurement (3 and 0.05 with ``--quick``).  Exits when the C
+    extension is not built."""
+    ap = argparse.ArgumentParser(description=doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    if unix:
+        ap.add_argument("--unix", action="store_true", help="talk over the unix socket")
+    ap.add_argument("--quick", action="store_true", help="short run (smoke test)")
+    args = ap.parse_args()
+    if args.quick:
+        rounds, seconds = 3, 0.05
+    if _compat.c_core is None:
+        sys.exit("bench: the C extension is not built (make build)")
+    return args, rounds, seconds

@@ -21,14 +21,13 @@ operations.
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
 import json
 import sys
 import warnings
 
 import redis as redis_py
-from common import measure, private_redis
+from common import bench_options, measure, private_redis
 
 import pottery
 from pyredcache import _compat
@@ -39,15 +38,9 @@ VALUE = {"name": "tofu", "tags": ["vegan", "protein"], "score": 4.5, "stock": 12
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="short run (smoke test)")
-    args = ap.parse_args()
     # many short rounds: load from other processes, which comes and goes,
     # then hits every contender alike
-    rounds, seconds = (3, 0.05) if args.quick else (15, 0.12)
-    if _compat.c_core is None:
-        sys.exit("bench: the C extension is not built (make build)")
+    args, rounds, seconds = bench_options(__doc__, rounds=15, seconds=0.12)
     import hiredis  # noqa: F401  - redis-py must parse with hiredis here
 
     # pottery warns on O(n) work (a middle index of a list, say); so do we

@@ -22,7 +22,6 @@ is our ops/s divided by pottery's: above 1 means pyredcache is faster.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from contextlib import ExitStack
@@ -30,7 +29,7 @@ from importlib.metadata import version
 from typing import Any, Callable
 
 import redis as redis_py
-from common import measure, private_redis
+from common import bench_options, measure, private_redis
 
 import pyredcache
 from pyredcache import Client, _compat
@@ -100,7 +99,7 @@ def redlock_contenders(ports: list[int], servers: list[redis_py.Redis]) -> dict:
     for name, lock in locks.items():
         key = "redlock:bench-lock-" + name  # both libraries keep the lock there
         assert lock.acquire(), name
-        assert holders(servers, key) == 5, (name, "not held on every master")
+        assert holders(servers, key) >= 3, (name, "not held on a quorum of the 5 masters")
         rival = make(name)  # another holder of the same key
         assert not rival.acquire(blocking=False), (name, "two holders at once")
         lock.release()
@@ -117,13 +116,7 @@ def redlock_contenders(ports: list[int], servers: list[redis_py.Redis]) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="short run (smoke test)")
-    args = ap.parse_args()
-    rounds, seconds = (3, 0.05) if args.quick else (7, 0.4)
-    if _compat.c_core is None:
-        sys.exit("bench: the C extension is not built (make build)")
+    args, rounds, seconds = bench_options(__doc__)
     try:
         import pottery  # noqa: F401
     except ImportError:

@@ -16,12 +16,11 @@ pyredcache is faster.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 import redis as redis_py
-from common import measure, private_redis
+from common import bench_options, measure, private_redis
 
 import pyredcache
 from pyredcache import Cache, JSONSerializer, _compat
@@ -45,13 +44,7 @@ def make_cache(impl: str, port: int, sock: str, unix: bool) -> Cache:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--unix", action="store_true", help="talk over the unix socket")
-    ap.add_argument("--quick", action="store_true", help="short run (smoke test)")
-    args = ap.parse_args()
-    rounds, seconds = (3, 0.05) if args.quick else (7, 0.4)
-    if _compat.c_core is None:
-        sys.exit("bench: the C extension is not built (make build)")
+    args, rounds, seconds = bench_options(__doc__, unix=True)
 
     import hiredis  # noqa: F401  - redis-py must parse with hiredis here
 
