@@ -12,7 +12,7 @@ import os
 import sys
 
 import pyredcache
-from pyredcache import Cache
+from pyredcache import Cache, NextId, RedisDict, Redlock
 from pyredcache.server import EmbeddedRedis
 
 loads = []
@@ -67,6 +67,30 @@ def quickstart(url: str) -> None:
     assert load("name", offset=10) == rv
     assert len(loads) == 2  # recomputed after invalidate
 
+    # One computation per miss, whichever process misses first.
+    @cache.cache(expire=300, lock=True)
+    def front_page():
+        return "rendered once"
+
+    assert front_page() == front_page() == "rendered once"
+
+    # A lock, ids and a dict that live in Redis (pottery's names).  Their
+    # keys are not namespaced by the cache: prefix them by hand.
+    prefix = "pyredcache-example:"
+    raj = RedisDict(redis=cache, key=prefix + "raj")
+    raj["hobby"] = "music"
+    assert raj["hobby"] == "music" and len(raj) == 1
+    printer = Redlock(key=prefix + "printer", masters=[cache])
+    with printer:
+        assert printer.locked() > 0 and printer.fencing_token >= 1
+    ids = NextId(key=prefix + "ids", masters=[cache])
+    first = next(ids)
+    assert next(ids) == first + 1
+
+    raj.clear()
+    ids.reset()
+    cache.client.delete("redlock:%sprinter:fence" % prefix)
+    cache.invalidate(front_page)
     cache.delete_many("list", "foo")
     cache.invalidate(load, "name", offset=10)
     for i in range(10):
