@@ -8,9 +8,10 @@
 #ifndef PYRC_CONNECTION_H
 #define PYRC_CONNECTION_H
 
+#include "module.h" /* first: Python.h sets the feature macros */
+
 #include <hiredis/hiredis.h>
 
-#include "module.h"
 #include "reply.h"
 
 typedef struct {
@@ -33,7 +34,19 @@ typedef struct {
     struct timeval timeout_tv;         /* {0,0}: wait forever */
     struct timeval connect_tv;
     int has_connect_timeout;
+    long busy_poll_us;          /* spin budget per wait (0: never spin) */
+
+    /* busy-poll adaptation and its counters (see read_reply) */
+    unsigned int spin_misses;   /* consecutive spins that ended empty */
+    unsigned int spin_skip;     /* waits left that block without spinning */
+    unsigned long long spin_hits_total;
+    unsigned long long spin_misses_total;
 } ConnectionObject;
+
+/* Default busy-poll budget, microseconds, on a machine with two CPUs or
+ * more (0 on one CPU: the spinning client would hold off a local server). */
+#define PYRC_BUSY_POLL_DEFAULT_US 50
+#define PYRC_BUSY_POLL_MAX_US 1000000
 
 /* The encoded form of a whole pipeline, built before anything is appended
  * to the context so that a bad argument leaves nothing half-written.
@@ -73,6 +86,12 @@ void pyrc_conn_raise_io_error(ConnectionObject *self, int err, int saved_errno,
  * made before a fork, or when the server closed it.  0, or -1 with an
  * exception set. */
 int pyrc_conn_ensure_connected(ConnectionObject *self);
+
+/* Busy-poll (see spin_read in connection.c), GIL held: the spin budget in
+ * microseconds for this connection's next wait (0: block at once), and the
+ * outcome of a wait that spun (hit: the reply came while spinning). */
+long pyrc_conn_spin_budget(ConnectionObject *self);
+void pyrc_conn_spin_account(ConnectionObject *self, int hit);
 
 /* Mark the connection busy; RuntimeError if another caller has it.  The
  * caller clears self->busy when done. */

@@ -332,6 +332,29 @@ after_io(job_t *job, Py_ssize_t *running)
     }
 }
 
+/* Busy-poll over all the sockets: poll() without waiting, for at most
+ * budget_us microseconds (see spin_read in connection.c for why).  Called
+ * without the GIL.  Returns what the last poll() returned: > 0 when a
+ * socket is ready, 0 when the budget ran out, -1 on error (errno set). */
+static int
+spin_poll(struct pollfd *fds, nfds_t nfds, long budget_us)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const long long budget_ns = (long long)budget_us * 1000;
+    for (;;) {
+        int ready = poll(fds, nfds, 0);
+        if (ready != 0) {
+            return ready;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((long long)(t.tv_sec - t0.tv_sec) * 1000000000LL
+                + (t.tv_nsec - t0.tv_nsec) >= budget_ns) {
+            return 0;
+        }
+    }
+}
+
 int
 pyrc_multiplex_timeout_ms(PyObject *obj, int *ms)
 {
@@ -415,14 +438,19 @@ pyrc_multiplex_run(job_t *jobs, Py_ssize_t njobs, int wait_ms,
             break;
         }
         nfds_t nfds = 0;
+        long budget = 0;    /* the largest spin budget of the running jobs */
         for (i = 0; i < njobs; i++) {
             if (jobs[i].state == JOB_RUNNING) {
                 fds[nfds].fd = jobs[i].conn->ctx->fd;
                 fd_job[nfds] = i;
                 nfds++;
+                long b = pyrc_conn_spin_budget(jobs[i].conn);
+                if (b > budget) {
+                    budget = b;
+                }
             }
         }
-        int ready, saved_errno;
+        int ready, saved_errno, spin_hit = 0;
         nfds_t polled = 0;
         Py_BEGIN_ALLOW_THREADS
         /* A job's first send goes out before any poll(): its socket is
@@ -448,7 +476,14 @@ pyrc_multiplex_run(job_t *jobs, Py_ssize_t njobs, int wait_ms,
                 polled++;
             }
         }
-        ready = polled ? poll(fds, nfds, wait_ms) : 0;
+        ready = 0;
+        if (polled && budget > 0) {
+            ready = spin_poll(fds, nfds, budget);
+            spin_hit = ready > 0;
+        }
+        if (polled && ready == 0) {
+            ready = poll(fds, nfds, wait_ms);
+        }
         saved_errno = errno;
         for (nfds_t f = 0; ready > 0 && f < nfds; f++) {
             job_t *job = &jobs[fd_job[f]];
@@ -471,6 +506,15 @@ pyrc_multiplex_run(job_t *jobs, Py_ssize_t njobs, int wait_ms,
             errno = saved_errno;
             PyErr_SetFromErrno(PyExc_OSError);
             goto error;
+        }
+        if (budget > 0) {
+            /* a spin that ended empty is a miss for every connection it
+             * waited on; one that saw sockets ready, a hit for those */
+            for (nfds_t f = 0; f < nfds; f++) {
+                if (fds[f].fd >= 0 && (!spin_hit || fds[f].revents != 0)) {
+                    pyrc_conn_spin_account(jobs[fd_job[f]].conn, spin_hit);
+                }
+            }
         }
         for (nfds_t f = 0; f < nfds; f++) {
             job_t *job = &jobs[fd_job[f]];

@@ -14,6 +14,9 @@ class Connection:
     username: str | None
     socket_timeout: float | None
     socket_connect_timeout: float | None
+    busy_poll: int
+    busy_poll_hits: int
+    busy_poll_misses: int
     def __init__(
         self,
         host: str = ...,
@@ -25,6 +28,7 @@ class Connection:
         password: str | None = ...,
         socket_timeout: float | None = ...,
         socket_connect_timeout: float | None = ...,
+        busy_poll: int | None = ...,
     ) -> None: ...
     @property
     def connected(self) -> bool: ...

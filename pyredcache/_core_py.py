@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import select
 import socket
+import time
 from typing import Any, Iterable, Sequence
 
 from ._codec_py import MAX_DEPTH, dumps, loads
@@ -40,6 +41,20 @@ implementation = "python"
 # levels below the top-level reply is a protocol error there, so it is here.
 _MAX_NESTING = 7
 _READ_SIZE = 16 * 1024
+
+#: Busy-poll defaults and limits, microseconds (see Connection).
+BUSY_POLL_DEFAULT_US = 50
+BUSY_POLL_MAX_US = 1_000_000
+_SPIN_MISS_LIMIT = 4
+_SPIN_BACKOFF = 64
+
+
+def _default_busy_poll() -> int:
+    try:
+        ncpu = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        ncpu = os.cpu_count() or 2
+    return BUSY_POLL_DEFAULT_US if ncpu > 1 else 0
 _INT_MAX = 2**31 - 1
 
 # Incremented in a forked child; a connection made in another generation
@@ -135,7 +150,12 @@ class Connection:
 
     ``Connection(host='localhost', port=6379, *, unix_socket_path=None, db=0,
     username=None, password=None, socket_timeout=None,
-    socket_connect_timeout=None)``
+    socket_connect_timeout=None, busy_poll=None)``
+
+    ``busy_poll``: microseconds (int, 0..1000000) that a wait for a reply
+    spins on the socket before it sleeps; ``None``: 50 when this process may
+    run on two CPUs or more, else 0 (never spin).  Four spins in a row that
+    end empty make the next 64 waits sleep at once.
 
     Timeouts are in seconds (float); ``None`` waits forever.  The socket is
     opened on first use and again after the server dropped it.  A
@@ -155,6 +175,7 @@ class Connection:
         password: str | None = None,
         socket_timeout: float | None = None,
         socket_connect_timeout: float | None = None,
+        busy_poll: int | None = None,
     ) -> None:
         if not isinstance(host, str):
             raise TypeError("host must be str, not %s" % type(host).__name__)
@@ -180,6 +201,19 @@ class Connection:
                 raise TypeError("%s must be str or None" % name)
         if username is not None and password is None:
             raise ValueError("username needs a password")
+        if busy_poll is None:
+            busy_poll = _default_busy_poll()
+        elif isinstance(busy_poll, bool) or not isinstance(busy_poll, int):
+            raise TypeError("busy_poll must be an int of microseconds or None, not %s"
+                            % type(busy_poll).__name__)
+        elif not 0 <= busy_poll <= BUSY_POLL_MAX_US:
+            raise ValueError("busy_poll must be 0..%d microseconds, got %r"
+                             % (BUSY_POLL_MAX_US, busy_poll))
+        self.busy_poll = busy_poll
+        self.busy_poll_hits = 0
+        self.busy_poll_misses = 0
+        self._spin_misses = 0
+        self._spin_skip = 0
         self.host = host
         self.port = port
         self.unix_socket_path = unix_socket_path
@@ -384,10 +418,48 @@ class Connection:
                     del self._buf[: self._pos]
                     self._pos = 0
                 return reply
+            if self.busy_poll:
+                self._spin(sock)
             chunk = sock.recv(_READ_SIZE)
             if not chunk:
                 raise ConnectionError("Server %s closed the connection" % self._describe())
             self._buf += chunk
+
+    def _spin_budget(self) -> int:
+        """Microseconds the next wait may spin (0: block at once).  After
+        four spins in a row that ended empty, the next 64 waits block at
+        once; then one spin probes whether spinning pays again."""
+        if self._spin_skip:
+            self._spin_skip -= 1
+            return 0
+        return self.busy_poll
+
+    def _spin_account(self, hit: bool) -> None:
+        """Record how a wait that spun ended (hit: the reply came while
+        spinning)."""
+        if hit:
+            self.busy_poll_hits += 1
+            self._spin_misses = 0
+            return
+        self.busy_poll_misses += 1
+        self._spin_misses += 1
+        if self._spin_misses >= _SPIN_MISS_LIMIT:
+            self._spin_misses = _SPIN_MISS_LIMIT  # one more empty probe backs off again
+            self._spin_skip = _SPIN_BACKOFF
+
+    def _spin(self, sock: socket.socket) -> None:
+        """Busy-poll: return once the socket is readable or the spin budget
+        has passed (see Connection, and spin_read in the C core for why)."""
+        budget = self._spin_budget()
+        if not budget:
+            return
+        deadline = time.monotonic_ns() + budget * 1000
+        poll = select.select
+        while not poll((sock,), (), (), 0)[0]:
+            if time.monotonic_ns() >= deadline:
+                self._spin_account(False)
+                return
+        self._spin_account(True)
 
     def _line(self) -> bytes:
         end = self._buf.find(b"\r\n", self._pos)

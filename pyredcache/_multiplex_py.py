@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import select
 import socket
+import time
 from typing import Any, Sequence
 
 from .exceptions import ConnectionError, ProtocolError, TimeoutError
@@ -178,7 +179,20 @@ def _run(work: list, wait_ms: int | None, timeout: Any, max_concurrency: int,
                 events = _POLLIN | (_POLLOUT if job.sent < len(job.out) else 0)
                 poller.register(sock.fileno(), events)
                 by_fd[sock.fileno()] = job
-            ready = poller.poll(wait_ms)
+            # busy-poll first, as a single connection's wait does
+            budget = max(job.conn._spin_budget() for job in running)
+            ready = poller.poll(0) if budget else []
+            if budget:
+                deadline = time.monotonic_ns() + budget * 1000
+                while not ready and time.monotonic_ns() < deadline:
+                    ready = poller.poll(0)
+                hit = {fd for fd, _ in ready}
+                for job in running:
+                    fd = job.conn._sock.fileno()
+                    if not ready or fd in hit:
+                        job.conn._spin_account(bool(ready))
+            if not ready:
+                ready = poller.poll(wait_ms)
             if not ready:
                 for job in list(running):
                     _fail(job, TimeoutError(

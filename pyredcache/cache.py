@@ -61,7 +61,8 @@ DEFAULT_EXPIRE = 3 * 24 * 3600
 
 # Connection options that redis_options may carry, on top of Cache's own.
 _REDIS_OPTIONS = frozenset(
-    {"unix_socket_path", "username", "socket_connect_timeout", "max_idle_connections"}
+    {"unix_socket_path", "username", "socket_connect_timeout", "busy_poll",
+     "max_idle_connections"}
 )
 
 
@@ -457,7 +458,8 @@ class Cache(BaseCache):
         (None: no expiry); default 259200 (three days).
     :param redis_options: more connection options (dict): ``username``,
         ``unix_socket_path`` (connect over a unix socket instead of TCP),
-        ``socket_connect_timeout`` (seconds), ``max_idle_connections``.
+        ``socket_connect_timeout`` (seconds), ``busy_poll`` (microseconds,
+        see :class:`~pyredcache.Client`), ``max_idle_connections``.
         Unknown names raise TypeError.
     :param bypass_values: results the decorator does not store.
 
@@ -556,7 +558,7 @@ class CacheCluster(BaseCache):
         or a subclass.
     :param pool_options: per-server client options (dict):
         ``socket_timeout``, ``socket_connect_timeout`` (seconds),
-        ``username``, ``max_idle_connections``.
+        ``busy_poll`` (microseconds), ``username``, ``max_idle_connections``.
     :param max_concurrency: servers in flight at once in a multi-key
         operation (int >= 1); default 64.
     :param poller_timeout: seconds a multi-key operation waits for any

@@ -24,9 +24,15 @@ CONNECTION_OPTIONS = (
     "password",
     "socket_timeout",
     "socket_connect_timeout",
+    "busy_poll",
 )
 
-_URL_QUERY_OPTIONS = {"db": int, "socket_timeout": float, "socket_connect_timeout": float}
+_URL_QUERY_OPTIONS = {
+    "db": int,
+    "socket_timeout": float,
+    "socket_connect_timeout": float,
+    "busy_poll": int,
+}
 
 
 def parse_url(url: str) -> dict[str, Any]:
@@ -37,8 +43,9 @@ def parse_url(url: str) -> dict[str, Any]:
     * ``redis://[[user]:password@]host[:port][/db]``
     * ``unix:///path/to/socket[?db=N]``
 
-    Both may carry ``?db=N``, ``socket_timeout=S`` and
-    ``socket_connect_timeout=S`` (seconds) in the query string.  User name
+    Both may carry ``?db=N``, ``socket_timeout=S``,
+    ``socket_connect_timeout=S`` (seconds) and ``busy_poll=US``
+    (microseconds) in the query string.  User name
     and password are percent-decoded.
 
     Raises :class:`ValueError` naming the problem for anything else: an
@@ -116,12 +123,22 @@ class Client:
 
     ``Client(host='localhost', port=6379, *, unix_socket_path=None, db=0,
     username=None, password=None, socket_timeout=None,
-    socket_connect_timeout=None, max_idle_connections=64)``
+    socket_connect_timeout=None, busy_poll=None, max_idle_connections=64)``
 
     Commands go through a pool of core connections: each call takes one
     (or opens one), uses it, and puts it back, so a client is safe to share
     between threads.  At most ``max_idle_connections`` idle connections are
     kept; the others are closed when returned.  Timeouts are in seconds.
+
+    ``busy_poll`` is how many microseconds (int, 0..1000000) a wait for a
+    reply spins on the socket before the thread sleeps.  Waking a sleeping
+    thread costs tens of microseconds on virtual machines, often more than
+    a nearby server takes to answer; spinning trades that much CPU for
+    latency, as Linux's ``SO_BUSY_POLL`` and KVM's halt-polling do.
+    ``None`` (the default) is 50 when the process may run on two CPUs or
+    more and 0 (never spin) on one.  A connection whose spins keep ending
+    empty (a distant server, blocking commands) stops spinning for its
+    next 64 waits, then tries once more.  ``0`` turns it off.
 
     Errors: :class:`~pyredcache.exceptions.ConnectionError` when the server
     cannot be reached, :class:`~pyredcache.exceptions.TimeoutError` when a
@@ -140,6 +157,7 @@ class Client:
         password: str | None = None,
         socket_timeout: float | None = None,
         socket_connect_timeout: float | None = None,
+        busy_poll: int | None = None,
         max_idle_connections: int = 64,
     ) -> None:
         if type(max_idle_connections) is not int or max_idle_connections < 1:
@@ -155,6 +173,7 @@ class Client:
             password=password,
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_connect_timeout,
+            busy_poll=busy_poll,
         )
         # Validate now (bad types and ranges raise here, not on first use).
         first = self._connection_class(**self.connection_kwargs)

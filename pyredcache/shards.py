@@ -25,7 +25,8 @@ __all__ = ["HostConfig", "ShardedClient"]
 
 # Options pool_options may carry: what Client takes besides the address.
 _POOL_OPTIONS = frozenset(
-    {"socket_timeout", "socket_connect_timeout", "username", "max_idle_connections"}
+    {"socket_timeout", "socket_connect_timeout", "busy_poll", "username",
+     "max_idle_connections"}
 )
 
 
@@ -125,7 +126,7 @@ class ShardedClient:
         :class:`~pyredcache.client.Client` (default Client).
     :param pool_options: keyword arguments for every per-server client:
         ``socket_timeout`` and ``socket_connect_timeout`` (seconds),
-        ``username``, ``max_idle_connections``.
+        ``busy_poll`` (microseconds), ``username``, ``max_idle_connections``.
     :param max_concurrency: how many servers a multi-key command has in
         flight at once (int >= 1).
     :param poller_timeout: seconds a multi-key command waits for any

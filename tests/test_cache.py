@@ -705,6 +705,22 @@ def test_from_url(impl, redis_server, redis_url):
     assert redis_server.client(db=3).get("k") == b"\x02"
 
 
+def test_busy_poll_option(impl, redis_server):
+    """busy_poll (microseconds) reaches the connections from redis_options
+    and from a URL's query string; a bad value raises at construction."""
+    c = Cache(redis_server.host, redis_server.port, redis_options={"busy_poll": 0})
+    assert c.set("k", 1) and c.get("k") == 1
+    conn = c.client._pool[-1]
+    assert conn.busy_poll == 0 and (conn.busy_poll_hits, conn.busy_poll_misses) == (0, 0)
+    u = Cache.from_url("redis://%s:%d/0?busy_poll=250" % (redis_server.host, redis_server.port))
+    assert u.get("k") == 1
+    assert u.client._pool[-1].busy_poll == 250
+    with pytest.raises(ValueError, match="busy_poll"):
+        Cache(redis_options={"busy_poll": -5})
+    with pytest.raises(ValueError, match="busy_poll"):
+        Cache.from_url("redis://localhost?busy_poll=fast")
+
+
 def test_from_url_with_password(impl, server):
     server.client().config_set("requirepass", "p@ss word")
     c = Cache.from_url("redis://:p%%40ss%%20word@%s:%d/0" % (server.host, server.port))

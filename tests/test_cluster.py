@@ -289,10 +289,12 @@ def test_construction_errors(impl, shards):
 
 def test_host_config_instances_and_pool_options(impl, shards):
     hosts = {i: HostConfig(i, host=s.host, port=s.port) for i, s in enumerate(shards)}
-    cache = CacheCluster(hosts, pool_options={"socket_timeout": 2.5, "max_idle_connections": 4})
+    cache = CacheCluster(hosts, pool_options={"socket_timeout": 2.5, "max_idle_connections": 4,
+                                              "busy_poll": 0})
     assert cache.hosts[2] is hosts[2]
     client = cache.client.clients[0]
     assert client.connection_kwargs["socket_timeout"] == 2.5
+    assert client._pool[-1].busy_poll == 0
     cache.set("x", 1)
     assert cache.get("x") == 1
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import random
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -189,6 +191,11 @@ def test_acl_user(impl, server):
         ({"socket_connect_timeout": True}, TypeError),
         ({"username": "u"}, ValueError),
         ({"unix_socket_path": 5}, TypeError),
+        ({"busy_poll": -1}, ValueError),
+        ({"busy_poll": 1_000_001}, ValueError),
+        ({"busy_poll": 1.5}, TypeError),
+        ({"busy_poll": True}, TypeError),
+        ({"busy_poll": "50"}, TypeError),
     ],
 )
 def test_bad_configuration(impl, kwargs, exc):
@@ -202,6 +209,27 @@ def test_attributes(impl):
     assert c.socket_timeout == 1.5 and c.socket_connect_timeout == 2.0
     assert c.connected is False
     assert "127.0.0.1:1234" in repr(c)
+    assert impl.Connection(busy_poll=0).busy_poll == 0
+    assert impl.Connection(busy_poll=1_000_000).busy_poll == 1_000_000
+    assert (c.busy_poll_hits, c.busy_poll_misses) == (0, 0)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs sched_setaffinity")
+def test_busy_poll_default_depends_on_cpus(impl):
+    """50 microseconds where the process may run on two CPUs or more; 0 on
+    one, where a spinning client would only hold off a local server."""
+    code = (
+        "import os, sys; from pyredcache import _compat; "
+        "core = _compat.c_core if sys.argv[1] == 'c' else _compat.py_core; "
+        "print(core.Connection().busy_poll); "
+        "os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); "
+        "print(core.Connection().busy_poll)"
+    )
+    name = "c" if impl.implementation == "c" else "python"
+    out = subprocess.run([sys.executable, "-c", code, name], check=True,
+                         capture_output=True, text=True).stdout.split()
+    many = len(os.sched_getaffinity(0)) > 1
+    assert out == [("50" if many else "0"), "0"]
 
 
 # -- failures ------------------------------------------------------------------------
@@ -377,6 +405,87 @@ def test_fork_child_never_uses_parent_socket(impl, redis_server, redis_url):
     # the parent's connection is intact and still the same one
     assert c.execute_command("CLIENT", "ID") == parent_id
     assert c.execute_command("GET", "from-child") == b"1"
+
+
+# -- busy-polling ----------------------------------------------------------------------
+#
+# The wait for a reply spins for up to busy_poll microseconds before it
+# sleeps.  Which path a reply takes is made certain by the test: a budget of
+# a second that any reply beats, or a reply that cannot come within the
+# budget (BLPOP on an empty list answers only when its own timeout ends).
+
+
+def test_busy_poll_replies_while_spinning(impl, redis_server):
+    c = impl.Connection(redis_server.host, redis_server.port, busy_poll=1_000_000)
+    assert c.execute_command("PING") == b"PONG"
+    big = os.urandom(3 * 1024 * 1024)  # a reply read in many pieces
+    assert c.execute_command("SET", "big", big) == b"OK"
+    assert c.execute_command("GET", "big") == big
+    c.execute_command("DEL", "n")
+    replies = c.pipeline([("INCR", "n")] * 2000)
+    assert replies == list(range(1, 2001))
+    assert c.busy_poll_hits >= 3 and c.busy_poll_misses == 0
+
+
+def test_busy_poll_miss_then_back_off(impl, redis_server):
+    """A reply that comes after the budget is read by the sleeping wait;
+    four such misses in a row make the next 64 waits sleep at once, and
+    the one after them spins again."""
+    c = impl.Connection(redis_server.host, redis_server.port, busy_poll=1000)
+    for _ in range(4):  # answered (nil) after 0.05 s: 50 times the budget
+        assert c.execute_command("BLPOP", "empty", 0.05) is None
+    assert c.busy_poll_misses == 4
+    hits = c.busy_poll_hits
+    for _ in range(64):
+        assert c.execute_command("PING") == b"PONG"
+    assert (c.busy_poll_hits, c.busy_poll_misses) == (hits, 4)  # none spun
+    assert c.execute_command("PING") == b"PONG"
+    assert c.busy_poll_hits + c.busy_poll_misses == hits + 5  # this one did
+
+
+def test_busy_poll_off(impl, redis_server):
+    c = impl.Connection(redis_server.host, redis_server.port, busy_poll=0)
+    for _ in range(50):
+        assert c.execute_command("PING") == b"PONG"
+    assert (c.busy_poll_hits, c.busy_poll_misses) == (0, 0)
+
+
+def test_busy_poll_sees_server_close(impl, redis_server):
+    """The server closes the connection while the client spins: the end of
+    the stream is reported as ConnectionError, and the next command
+    reconnects."""
+    c = impl.Connection(redis_server.host, redis_server.port, busy_poll=1_000_000)
+    my_id = c.execute_command("CLIENT", "ID")
+    admin = redis_server.client()
+    killer = threading.Timer(0.2, admin.client_kill_filter, kwargs={"_id": my_id})
+    killer.start()
+    try:
+        with pytest.raises(ConnectionError):
+            c.execute_command("BLPOP", "never", 5)
+    finally:
+        killer.join()
+    assert c.execute_command("PING") == b"PONG"
+
+
+def test_busy_poll_with_socket_timeout(impl, redis_server):
+    """The spin is part of the wait: a silent server still ends in
+    TimeoutError, and the connection recovers."""
+    c = impl.Connection(redis_server.host, redis_server.port, socket_timeout=0.2,
+                        busy_poll=100_000)
+    with pytest.raises(TimeoutError):
+        c.execute_command("BLPOP", "never", 3)
+    assert c.execute_command("PING") == b"PONG"
+
+
+def test_busy_poll_hostile_replies(impl):
+    """Crafted bytes read by the spinning wait meet the same checks."""
+    fake = FakeServer(b"?what\r\n", True)
+    try:
+        c = impl.Connection("127.0.0.1", fake.port, socket_timeout=2, busy_poll=1_000_000)
+        with pytest.raises(ProtocolError):
+            c.execute_command("GET", "k")
+    finally:
+        fake.close()
 
 
 # -- hostile replies ---------------------------------------------------------------

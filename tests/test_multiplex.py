@@ -97,6 +97,26 @@ def test_all_servers_are_in_flight_at_once(impl, shards, conns):
     assert results == [[[b"q", b"item%d" % i]] for i in range(4)]
 
 
+def test_busy_poll_in_the_fan_out(impl, shards):
+    """The fan-out spins before it sleeps, as one connection's wait does,
+    and counts on each connection: replies that come within a second-long
+    budget are hits; a spin that ends empty (BLPOP answers only after 0.05
+    s, 50 times a 1 ms budget) is a miss on every connection it waited on."""
+    fast = [impl.Connection(s.host, s.port, busy_poll=1_000_000) for s in shards]
+    results = impl.multi_pipeline([(c, [("PING",), ("PING",)]) for c in fast], 5.0)
+    assert results == [[b"PONG", b"PONG"]] * 4
+    assert all(c.busy_poll_hits >= 1 and c.busy_poll_misses == 0 for c in fast)
+    slow = [impl.Connection(s.host, s.port, busy_poll=1000) for s in shards]
+    results = impl.multi_pipeline([(c, [("BLPOP", "empty", 0.05)]) for c in slow], 5.0)
+    assert results == [[None]] * 4
+    assert all(c.busy_poll_misses >= 1 for c in slow)
+    off = [impl.Connection(s.host, s.port, busy_poll=0) for s in shards]
+    assert impl.multi_pipeline([(c, [("PING",)]) for c in off]) == [[b"PONG"]] * 4
+    assert all((c.busy_poll_hits, c.busy_poll_misses) == (0, 0) for c in off)
+    for c in fast + slow + off:
+        c.close()
+
+
 def test_down_server_fails_its_job_only(impl, conns):
     dead = impl.Connection("127.0.0.1", free_port())
     results = impl.multi_pipeline(
