@@ -14,9 +14,13 @@ settings).
 Every figure is the median over several rounds of the time per operation,
 the contenders interleaved round by round so that machine noise hits them
 alike.  ``ratio`` is pottery's time divided by pyredcache's (C core): above
-1 means pyredcache is faster.  The last row, a bare PING, is the round trip
-both libraries pay: it bounds what any client can gain on one-command
-operations.
+1 means pyredcache is faster.
+
+pyredcache runs twice: with its default busy-poll (a wait for a reply
+spins up to 50 microseconds before it sleeps; see ``Client``) and with
+``busy_poll=0``, where it sleeps at once as redis-py does.  The last row,
+a bare PING, is the round trip every client pays: without busy-poll it
+bounds what any client can gain on one-command operations.
 """
 
 from __future__ import annotations
@@ -50,30 +54,31 @@ def main() -> int:
         where = {"host": "127.0.0.1", "port": port}
         r = redis_py.Redis(**where)
         clients = {}
-        for impl in ("c", "python"):
-            _compat.core = _compat.c_core if impl == "c" else _compat.py_core
-            clients[impl] = Client(**where)
+        for side, impl, options in (("C", _compat.c_core, {}),
+                                    ("C, busy_poll=0", _compat.c_core, {"busy_poll": 0}),
+                                    ("pure", _compat.py_core, {})):
+            _compat.core = impl
+            clients[side] = Client(**where, **options)
         _compat.core = _compat.c_core
 
-        sides = ("C", "pure", "pottery")
-        dicts = {"C": RedisDict(redis=clients["c"], key="c:d"),
-                 "pure": RedisDict(redis=clients["python"], key="py:d"),
-                 "pottery": pottery.RedisDict(redis=r, key="theirs:d")}
-        lists = {"C": RedisList(redis=clients["c"], key="c:l"),
-                 "pure": RedisList(redis=clients["python"], key="py:l"),
-                 "pottery": pottery.RedisList(redis=r, key="theirs:l")}
-        sets = {"C": RedisSet(redis=clients["c"], key="c:s"),
-                "pure": RedisSet(redis=clients["python"], key="py:s"),
-                "pottery": pottery.RedisSet(redis=r, key="theirs:s")}
-        indexed = {"C": RedisList(redis=clients["c"], key="c:i"),
-                   "pure": RedisList(redis=clients["python"], key="py:i"),
-                   "pottery": pottery.RedisList(redis=r, key="theirs:i")}
+        sides = ("C", "C, busy_poll=0", "pure", "pottery")
+
+        def make(cls, theirs, name):
+            made = {side: cls(redis=client, key="%s:%s" % (side, name))
+                    for side, client in clients.items()}
+            made["pottery"] = theirs(redis=r, key="theirs:" + name)
+            return made
+
+        dicts = make(RedisDict, pottery.RedisDict, "d")
+        lists = make(RedisList, pottery.RedisList, "l")
+        sets = make(RedisSet, pottery.RedisSet, "s")
+        indexed = make(RedisList, pottery.RedisList, "i")
         for side in sides:
             dicts[side]["tofu"] = VALUE
             sets[side].add("tofu")
             indexed[side].extend([dict(VALUE, stock=i) for i in range(100)])
             assert dicts[side]["tofu"] == VALUE and indexed[side][50]["stock"] == 50
-        assert r.hgetall("c:d") == r.hgetall("theirs:d")  # same bytes stored
+        assert r.hgetall("C:d") == r.hgetall("theirs:d")  # same bytes stored
 
         def trim() -> None:  # keep the appended lists from growing without end
             for side in sides:
@@ -98,8 +103,8 @@ def main() -> int:
         row("RedisList slice [10:20]", lambda s: (lambda lst=indexed[s]: lst[10:20]))
         row("RedisList insert(50, x)",
             lambda s: (lambda lst=indexed[s]: (lst.insert(50, VALUE), lst.pop())))
-        ping = measure({"C": clients["c"].ping, "pure": clients["python"].ping,
-                        "pottery": r.ping}, 1, rounds, seconds)
+        ping = measure(dict({side: client.ping for side, client in clients.items()},
+                            pottery=r.ping), 1, rounds, seconds)
 
     parser = "hiredis parser" if redis_py.utils.HIREDIS_AVAILABLE else "pure-Python parser"
     print("containers bench: Python %s, pottery %s, redis-py %s (%s), %s, %d-byte JSON value"
@@ -109,12 +114,13 @@ def main() -> int:
     print("median of %d rounds; ratio = pottery time / pyredcache C time "
           "(>1: pyredcache faster)" % rounds)
     print()
-    print("| operation | pyredcache C ops/s | pure ops/s | pottery ops/s | ratio C/pottery |")
-    print("|---|---|---|---|---|")
+    print("| operation | pyredcache C ops/s | C, busy_poll=0 ops/s | pure ops/s "
+          "| pottery ops/s | ratio C/pottery | ratio C, busy_poll=0/pottery |")
+    print("|---|---|---|---|---|---|---|")
     for name, res in rows + [("(bare PING: client + round trip)", ping)]:
-        print("| %s | %s | %s | %s | %.2fx |" % (
+        print("| %s | %s | %s | %s | %s | %.2fx | %.2fx |" % (
             name, *("{:,.0f}".format(1e6 / res[side]) for side in sides),
-            res["pottery"] / res["C"]))
+            res["pottery"] / res["C"], res["pottery"] / res["C, busy_poll=0"]))
     return 0
 
 

@@ -71,7 +71,8 @@ def nextid_contenders(ports: list[int], servers: list[redis_py.Redis]) -> dict:
     for name, ids in (("c", ours["c"]), ("python", ours["python"]), ("pottery", theirs)):
         got = [next(ids) for _ in range(3)]
         assert got == [1, 2, 3], (name, got)
-        assert stored(servers, "nextid:bench-" + name) == [b"3"] * 5, name
+        # a quorum holds the last id (pottery may stop at three or four)
+        assert stored(servers, "nextid:bench-" + name).count(b"3") >= 3, name
     # one sequence shared by both libraries (a migration): ids keep rising
     shared_ours = build("c", lambda: NextId(key="shared", masters=our_clients(ports)))
     shared_theirs = pottery.NextID(key="shared", masters=set(servers))
@@ -103,7 +104,10 @@ def redlock_contenders(ports: list[int], servers: list[redis_py.Redis]) -> dict:
         rival = make(name)  # another holder of the same key
         assert not rival.acquire(blocking=False), (name, "two holders at once")
         lock.release()
-        assert holders(servers, key) == 0, (name, "still held after release")
+        # pottery returns once a quorum has released (its other releases
+        # finish in background threads); ours releases on every master
+        left = 5 - 3 if name == "pottery" else 0
+        assert holders(servers, key) <= left, (name, "still held after release")
 
     def cycle(lock: Any) -> Callable[[], None]:
         def run() -> None:
