@@ -41,6 +41,7 @@ implementation = "python"
 # levels below the top-level reply is a protocol error there, so it is here.
 _MAX_NESTING = 7
 _READ_SIZE = 16 * 1024
+_INT_MAX = 2**31 - 1
 
 #: Busy-poll defaults and limits, microseconds (see Connection).
 BUSY_POLL_DEFAULT_US = 50
@@ -55,7 +56,7 @@ def _default_busy_poll() -> int:
     except (AttributeError, OSError):
         ncpu = os.cpu_count() or 2
     return BUSY_POLL_DEFAULT_US if ncpu > 1 else 0
-_INT_MAX = 2**31 - 1
+
 
 # Incremented in a forked child; a connection made in another generation
 # belongs to the parent and is never used by the child.
@@ -314,8 +315,10 @@ class Connection:
         # socket is readable it was closed (restart, CLIENT KILL, idle
         # timeout) or is out of step, so it is replaced before anything is
         # sent on it.
-        try:
-            readable = select.select([self._sock], [], [], 0)[0]
+        try:  # poll(), not select(): select refuses fds >= FD_SETSIZE
+            poller = select.poll()
+            poller.register(self._sock.fileno(), select.POLLIN)
+            readable = bool(poller.poll(0))
         except (OSError, ValueError):
             readable = True
         # Bytes past the last reply already read count as out of step too.
@@ -454,8 +457,9 @@ class Connection:
         if not budget:
             return
         deadline = time.monotonic_ns() + budget * 1000
-        poll = select.select
-        while not poll((sock,), (), (), 0)[0]:
+        poller = select.poll()  # not select(): it refuses fds >= FD_SETSIZE
+        poller.register(sock.fileno(), select.POLLIN)
+        while not poller.poll(0):
             if time.monotonic_ns() >= deadline:
                 self._spin_account(False)
                 return

@@ -443,6 +443,29 @@ def test_busy_poll_miss_then_back_off(impl, redis_server):
     assert c.busy_poll_hits + c.busy_poll_misses == hits + 5  # this one did
 
 
+def test_descriptor_above_fd_setsize(impl, redis_server):
+    """A socket numbered past select()'s FD_SETSIZE (1024) works as any
+    other: it is kept between commands (same CLIENT ID) and busy-polled."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip("the hard limit on open files (%d) is below 1200" % hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    fillers = []
+    try:
+        while not fillers or fillers[-1] < 1100:
+            fillers.append(os.open(os.devnull, os.O_RDONLY))
+        c = impl.Connection(redis_server.host, redis_server.port, busy_poll=1_000_000)
+        ids = {c.execute_command("CLIENT", "ID") for _ in range(5)}
+        assert len(ids) == 1 and c.busy_poll_hits >= 5
+        c.close()
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def test_busy_poll_off(impl, redis_server):
     c = impl.Connection(redis_server.host, redis_server.port, busy_poll=0)
     for _ in range(50):
