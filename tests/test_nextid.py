@@ -104,14 +104,15 @@ def test_continues_a_sequence_written_by_pottery(impl, masters):
     assert stored(masters, "nextid:orders") == [b"42"] * 5
 
 
-def test_threads_sharing_one_object(impl, masters):
-    ids = NextId(key="shared", masters=clients(masters))
+def ids_from_eight_threads(take) -> list[int]:
+    """Run take() (100 ids) in 8 threads at once; check that every id is
+    unique and each thread's ids rise; return them all."""
     got: dict[int, list[int]] = {}
     errors: list[Exception] = []
 
     def work(n: int) -> None:
         try:
-            got[n] = [next(ids) for _ in range(100)]
+            got[n] = take()
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -124,30 +125,22 @@ def test_threads_sharing_one_object(impl, masters):
     every = [i for seq in got.values() for i in seq]
     assert len(every) == 800 and len(set(every)) == 800
     assert all(strictly_increasing(seq) for seq in got.values())
+    return every
+
+
+def test_threads_sharing_one_object(impl, masters):
+    ids = NextId(key="shared", masters=clients(masters))
+    every = ids_from_eight_threads(lambda: [next(ids) for _ in range(100)])
     # one object runs one request at a time: no holes
     assert sorted(every) == list(range(1, 801))
 
 
 def test_threads_with_one_object_each(impl, masters):
-    got: dict[int, list[int]] = {}
-    errors: list[Exception] = []
-
-    def work(n: int) -> None:
+    def take() -> list[int]:
         ids = NextId(key="raced", masters=clients(masters), num_tries=CONTENDED_TRIES)
-        try:
-            got[n] = [next(ids) for _ in range(100)]
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        return [next(ids) for _ in range(100)]
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    every = [i for seq in got.values() for i in seq]
-    assert len(every) == 800 and len(set(every)) == 800
-    assert all(strictly_increasing(seq) for seq in got.values())
+    every = ids_from_eight_threads(take)
     # the sequence on a quorum is at least the largest id handed out
     values = sorted(int(v or 0) for v in stored(masters, "nextid:raced"))
     assert values[2] >= max(every)
