@@ -30,6 +30,7 @@
  * not a Python object.
  */
 #include "connection.h" /* Python.h first: it sets _GNU_SOURCE */
+#include "fault.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -54,10 +55,33 @@ pyrc_after_fork_child(void)
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
 
+/* Initialisation.  Connection.__new__ leaves every configuration field
+ * NULL; __init__ checks all its arguments first and then sets every field
+ * at once, self->host last, so `host != NULL` means "initialised": a
+ * failed __init__ leaves the connection as it was.  tp_clear sets host to
+ * NULL first.  Everything that needs the configuration goes through
+ * pyrc_conn_enter() (or a getter below), which refuses an uninitialised
+ * connection with AttributeError, as the pure twin's missing attributes
+ * do. */
+static int
+conn_check_initialised(ConnectionObject *self)
+{
+    if (self->host == NULL) {
+        PyErr_SetString(PyExc_AttributeError,
+                        "Connection is not initialised: its __init__() was "
+                        "not called, or failed");
+        return -1;
+    }
+    return 0;
+}
+
 PyObject *
 pyrc_conn_describe(ConnectionObject *self)
 {
-    if (self->unix_socket_path != Py_None) {
+    if (self->host == NULL) {
+        return PyUnicode_FromString("(not initialised)");
+    }
+    if (self->unix_socket_path != NULL && self->unix_socket_path != Py_None) {
         return Py_NewRef(self->unix_socket_path);
     }
     return PyUnicode_FromFormat("%U:%d", self->host, self->port);
@@ -89,10 +113,21 @@ pyrc_conn_drop(ConnectionObject *self)
     pyrc_reply_clear_error(&self->rctx);
 }
 
+/* socket_timeout and socket_connect_timeout when not given, seconds: a
+ * cache that hangs is worse than a miss.  None (given) means no bound. */
+#define PYRC_DEFAULT_TIMEOUT_S 1
+
+/* obj: the argument, NULL when not given (the default), None for ever. */
 static int
 timeout_from_object(PyObject *obj, const char *name, struct timeval *tv,
                     PyObject **out)
 {
+    if (obj == NULL) {
+        tv->tv_sec = PYRC_DEFAULT_TIMEOUT_S;
+        tv->tv_usec = 0;
+        *out = PyFloat_FromDouble((double)PYRC_DEFAULT_TIMEOUT_S);
+        return *out == NULL ? -1 : 0;
+    }
     if (obj == Py_None) {
         tv->tv_sec = 0;
         tv->tv_usec = 0;
@@ -126,9 +161,28 @@ timeout_from_object(PyObject *obj, const char *name, struct timeval *tv,
 /* ------------------------------------------------------------------ */
 /* argument encoding                                                    */
 
+/* An argument longer than this makes the server reset the connection
+ * (proto-max-bulk-len, 512 MiB by default), which the caller would see as
+ * a ConnectionError from a dead server: it is refused before anything is
+ * sent.  Exported as PROTO_MAX_BULK_LEN; the twin has the same limit. */
+#define PYRC_PROTO_MAX_BULK_LEN 536870912LL
+
+static int
+bulk_too_long(size_t len)
+{
+    PyErr_Format(PyExc_ValueError,
+                 "command argument of %zu bytes is over %lld bytes, Redis's "
+                 "limit for one bulk string (proto-max-bulk-len)",
+                 len, PYRC_PROTO_MAX_BULK_LEN);
+    return -1;
+}
+
 /* One command argument as bytes for redisAppendCommandArgv.  Numbers are
  * formatted into `scratch` (32 bytes); other conversions that need memory
- * leave a new reference in *keep, to be released after the append. */
+ * leave a new reference in *keep, to be released after the append.  *ptr
+ * points into arg itself (bytes, str) or into *keep: the caller keeps arg
+ * alive until the bytes are copied (see pyrc_command_sequences).  On
+ * failure *keep is NULL. */
 static int
 encode_arg(PyObject *arg, const char **ptr, size_t *len, char *scratch,
            PyObject **keep)
@@ -138,6 +192,9 @@ encode_arg(PyObject *arg, const char **ptr, size_t *len, char *scratch,
     if (tp == &PyBytes_Type) {
         *ptr = PyBytes_AS_STRING(arg);
         *len = (size_t)PyBytes_GET_SIZE(arg);
+        if (*len > (size_t)PYRC_PROTO_MAX_BULK_LEN) {
+            return bulk_too_long(*len);
+        }
         return 0;
     }
     if (tp == &PyUnicode_Type) {
@@ -147,6 +204,9 @@ encode_arg(PyObject *arg, const char **ptr, size_t *len, char *scratch,
             return -1;
         }
         *len = (size_t)n;
+        if (*len > (size_t)PYRC_PROTO_MAX_BULK_LEN) {
+            return bulk_too_long(*len);
+        }
         return 0;
     }
     if (PyBool_Check(arg)) {
@@ -202,6 +262,10 @@ encode_arg(PyObject *arg, const char **ptr, size_t *len, char *scratch,
         }
         *ptr = PyBytes_AS_STRING(*keep);
         *len = (size_t)PyBytes_GET_SIZE(*keep);
+        if (*len > (size_t)PYRC_PROTO_MAX_BULK_LEN) {
+            Py_CLEAR(*keep);
+            return bulk_too_long(*len);
+        }
         return 0;
     }
     if (PyUnicode_Check(arg)) {
@@ -211,6 +275,9 @@ encode_arg(PyObject *arg, const char **ptr, size_t *len, char *scratch,
             return -1;
         }
         *len = (size_t)n;
+        if (*len > (size_t)PYRC_PROTO_MAX_BULK_LEN) {
+            return bulk_too_long(*len);
+        }
         return 0;
     }
     PyErr_Format(PyExc_TypeError,
@@ -301,10 +368,26 @@ encoded_add(encoded_t *e, Py_ssize_t i, PyObject *const *items, Py_ssize_t n)
     return 0;
 }
 
-/* Encode one command given as an argument vector. */
+/* The most arguments in one call: argc is an int for hiredis, and the
+ * arrays take up to 64 bytes per argument. */
+static int
+check_nargs(Py_ssize_t total, Py_ssize_t n)
+{
+    if (n > INT_MAX || total > PY_SSIZE_T_MAX / 64 - n) {
+        PyErr_SetString(PyExc_ValueError, "too many command arguments");
+        return -1;
+    }
+    return 0;
+}
+
+/* Encode one command given as an argument vector (owned by the caller for
+ * the whole call, as METH_FASTCALL arguments are). */
 static int
 encode_argv(encoded_t *e, PyObject *const *args, Py_ssize_t nargs)
 {
+    if (check_nargs(0, nargs) < 0) {
+        return -1;
+    }
     if (encoded_init(e, 1, nargs) < 0) {
         return -1;
     }
@@ -315,21 +398,21 @@ encode_argv(encoded_t *e, PyObject *const *args, Py_ssize_t nargs)
     return 0;
 }
 
-/* Encode `ncmds` commands, each a sequence of arguments (seqs: a list of
- * PySequence_Fast results, kept alive by the caller until the append). */
+/* Encode the commands of `cmds`, a tuple of tuples (from
+ * pyrc_command_sequences), which the caller keeps alive until the encoded
+ * form is no longer used. */
 int
-pyrc_encode_commands(encoded_t *e, PyObject *seqs)
+pyrc_encode_commands(encoded_t *e, PyObject *cmds)
 {
-    Py_ssize_t ncmds = PyList_GET_SIZE(seqs), nargs = 0;
+    Py_ssize_t ncmds = PyTuple_GET_SIZE(cmds), nargs = 0;
     for (Py_ssize_t i = 0; i < ncmds; i++) {
-        Py_ssize_t n = PySequence_Fast_GET_SIZE(PyList_GET_ITEM(seqs, i));
+        Py_ssize_t n = PyTuple_GET_SIZE(PyTuple_GET_ITEM(cmds, i));
         if (n == 0) {
             PyErr_SetString(PyExc_ValueError,
                             "a command needs at least one argument (its name)");
             return -1;
         }
-        if (n > INT_MAX || nargs > PY_SSIZE_T_MAX / 64 - n) {
-            PyErr_SetString(PyExc_ValueError, "too many command arguments");
+        if (check_nargs(nargs, n) < 0) {
             return -1;
         }
         nargs += n;
@@ -338,9 +421,8 @@ pyrc_encode_commands(encoded_t *e, PyObject *seqs)
         return -1;
     }
     for (Py_ssize_t i = 0; i < ncmds; i++) {
-        PyObject *seq = PyList_GET_ITEM(seqs, i);
-        if (encoded_add(e, i, PySequence_Fast_ITEMS(seq),
-                        PySequence_Fast_GET_SIZE(seq)) < 0) {
+        PyObject *cmd = PyTuple_GET_ITEM(cmds, i);
+        if (encoded_add(e, i, &PyTuple_GET_ITEM(cmd, 0), PyTuple_GET_SIZE(cmd)) < 0) {
             pyrc_encoded_free(e);
             return -1;
         }
@@ -348,41 +430,96 @@ pyrc_encode_commands(encoded_t *e, PyObject *seqs)
     return 0;
 }
 
-/* Turn an iterable of commands into a list of PySequence_Fast objects. */
+/* Turn an iterable of commands into a tuple of tuples.
+ *
+ * Ownership.  The encoded arguments point into the argument objects
+ * (bytes, str), and they are read after the GIL has been released (the
+ * connect in pyrc_conn_ensure_connected) and after Python code has run (an
+ * iterator, __buffer__, a finalizer during an allocation).  A list may be
+ * changed by another thread or by that code meanwhile, and an item it
+ * replaced is freed: so every level is a tuple, which owns references to
+ * its items for as long as the caller holds it.  Tuples given are used as
+ * they are (the common case allocates nothing), lists are copied. */
 PyObject *
 pyrc_command_sequences(PyObject *commands)
 {
-    PyObject *seq = PySequence_Fast(commands, "commands must be an iterable of commands");
-    if (seq == NULL) {
+    PyObject *outer, *result = NULL;
+    if (PyTuple_CheckExact(commands)) {
+        outer = Py_NewRef(commands);
+    }
+    else if (PyList_CheckExact(commands)) {
+        outer = PyList_AsTuple(commands);
+    }
+    else {
+        PyObject *it = PyObject_GetIter(commands);
+        if (it == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+                PyErr_SetString(PyExc_TypeError,
+                                "commands must be an iterable of commands");
+            }
+            return NULL;
+        }
+        outer = PySequence_Tuple(it);
+        Py_DECREF(it);
+    }
+    if (outer == NULL) {
         return NULL;
     }
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    PyObject *seqs = PyList_New(n);
-    if (seqs == NULL) {
-        Py_DECREF(seq);
-        return NULL;
-    }
+    Py_ssize_t n = PyTuple_GET_SIZE(outer);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *item = PyTuple_GET_ITEM(outer, i);
         PyObject *cmd;
+        if (PyTuple_CheckExact(item) && result == NULL) {
+            continue; /* usable as it is, as long as all before it were */
+        }
         if (PyUnicode_Check(item) || PyBytes_Check(item)) {
             PyErr_SetString(PyExc_TypeError,
                             "each command must be a sequence of arguments "
                             "(a tuple or list), not a string");
             goto error;
         }
-        cmd = PySequence_Fast(item,
-            "each command must be a sequence of arguments (a tuple or list)");
-        if (cmd == NULL) {
-            goto error;
+        if (result == NULL) {
+            /* The first item that is not a tuple: copy the outer tuple,
+             * whose items up to here are tuples. */
+            result = PyTuple_New(n);
+            if (result == NULL) {
+                goto error;
+            }
+            for (Py_ssize_t j = 0; j < i; j++) {
+                PyTuple_SET_ITEM(result, j, Py_NewRef(PyTuple_GET_ITEM(outer, j)));
+            }
         }
-        PyList_SET_ITEM(seqs, i, cmd);
+        if (PyTuple_CheckExact(item)) {
+            cmd = Py_NewRef(item);
+        }
+        else {
+            /* PySequence_Tuple may run Python code (an iterator); `outer`
+             * keeps `item` alive meanwhile. */
+            PyObject *it = PyObject_GetIter(item);
+            if (it == NULL) {
+                if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+                    PyErr_SetString(PyExc_TypeError,
+                                    "each command must be a sequence of "
+                                    "arguments (a tuple or list)");
+                }
+                goto error;
+            }
+            cmd = PySequence_Tuple(it);
+            Py_DECREF(it);
+            if (cmd == NULL) {
+                goto error;
+            }
+        }
+        PyTuple_SET_ITEM(result, i, cmd);
     }
-    Py_DECREF(seq);
-    return seqs;
+    if (result == NULL) {
+        return outer;
+    }
+    Py_DECREF(outer);
+    return result;
 error:
-    Py_DECREF(seq);
-    Py_DECREF(seqs);
+    Py_XDECREF(result);
+    Py_DECREF(outer);
     return NULL;
 }
 
@@ -426,23 +563,38 @@ pyrc_conn_raise_io_error(ConnectionObject *self, int err, int saved_errno,
     }
 }
 
-/* Write the whole output buffer. 0, or -1 with an exception set. */
+/* Write the whole output buffer. 0, or -1 with an exception set (and the
+ * connection closed).
+ *
+ * One write(2) per turn, the GIL released around it only.  A signal
+ * interrupts a write that blocks on a full socket buffer (a server that
+ * does not read): hiredis returns REDIS_OK with nothing written on EINTR,
+ * and a partial write returns too, so between writes Python's handlers
+ * run, as in read_reply.  A handler that raised (KeyboardInterrupt)
+ * abandons the commands half-written: the connection is closed. */
 static int
 flush_output(ConnectionObject *self)
 {
     redisContext *ctx = self->ctx;
-    int done = 0, rc = REDIS_OK, saved_errno = 0;
-    Py_BEGIN_ALLOW_THREADS
-    do {
+    (void)PYRC_FAULT_CTX(buffer_write, ctx, REDIS_ERR_IO);
+    for (;;) {
+        int done = 0, rc, saved_errno;
+        Py_BEGIN_ALLOW_THREADS
         rc = redisBufferWrite(ctx, &done);
-    } while (rc == REDIS_OK && !done);
-    saved_errno = errno;
-    Py_END_ALLOW_THREADS
-    if (rc != REDIS_OK) {
-        pyrc_conn_raise_io_error(self, ctx->err, saved_errno, ctx->errstr);
-        return -1;
+        saved_errno = errno;
+        Py_END_ALLOW_THREADS
+        if (rc != REDIS_OK) {
+            pyrc_conn_raise_io_error(self, ctx->err, saved_errno, ctx->errstr);
+            return -1;
+        }
+        if (done) {
+            return 0;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            pyrc_conn_drop(self);
+            return -1;
+        }
     }
-    return 0;
 }
 
 /* Busy-poll: wait for the reply by spinning on a non-blocking recv(2)
@@ -472,6 +624,7 @@ spin_read(redisContext *ctx, long budget_us)
         if (n > 0) {
             /* fails only when out of memory, which the reader records:
              * the next redisReaderGetReply reports it */
+            (void)PYRC_FAULT_READER(spin_feed, ctx->reader);
             (void)redisReaderFeed(ctx->reader, buf, (size_t)n);
             return 1;
         }
@@ -533,7 +686,7 @@ read_reply(ConnectionObject *self)
     void *reply = NULL;
     for (;;) {
         if (redisReaderGetReply(ctx->reader, &reply) != REDIS_OK) {
-            pyrc_conn_raise_io_error(self, REDIS_ERR_PROTOCOL, 0, ctx->reader->errstr);
+            pyrc_conn_raise_io_error(self, ctx->reader->err, 0, ctx->reader->errstr);
             return NULL;
         }
         if (reply != NULL) {
@@ -546,6 +699,7 @@ read_reply(ConnectionObject *self)
             hit = spin_read(ctx, budget);
         }
         if (!hit) {
+            (void)PYRC_FAULT_CTX(buffer_read, ctx, REDIS_ERR_OOM);
             rc = redisBufferRead(ctx);
             saved_errno = errno;
         }
@@ -574,7 +728,8 @@ roundtrip(ConnectionObject *self, encoded_t *e)
     redisContext *ctx = self->ctx;
     Py_ssize_t k = 0;
     for (Py_ssize_t i = 0; i < e->ncmds; i++) {
-        if (redisAppendCommandArgv(ctx, e->argc[i], e->argv + k,
+        if (PYRC_FAULT_CTX(append, ctx, REDIS_ERR_OOM) ||
+            redisAppendCommandArgv(ctx, e->argc[i], e->argv + k,
                                    e->argvlen + k) != REDIS_OK) {
             /* only fails on out-of-memory; part of the pipeline may be in
              * the output buffer, so the connection cannot be reused */
@@ -614,7 +769,7 @@ static int
 handshake_command(ConnectionObject *self, PyObject *cmd)
 {
     encoded_t e;
-    if (encode_argv(&e, PySequence_Fast_ITEMS(cmd), PyTuple_GET_SIZE(cmd)) < 0) {
+    if (encode_argv(&e, &PyTuple_GET_ITEM(cmd, 0), PyTuple_GET_SIZE(cmd)) < 0) {
         return -1;
     }
     PyObject *replies = roundtrip(self, &e);
@@ -639,9 +794,18 @@ do_connect(ConnectionObject *self)
     pyrc_conn_drop(self);
 
     const char *path = NULL, *host = NULL;
+    PyObject *path_obj = NULL;
     if (self->unix_socket_path != Py_None) {
-        path = PyUnicode_AsUTF8(self->unix_socket_path);
-        if (path == NULL) {
+        /* A file system path, encoded as os.fsencode() does (a path whose
+         * bytes are not UTF-8 reaches Python as surrogate escapes). */
+        path_obj = PyUnicode_EncodeFSDefault(self->unix_socket_path);
+        if (path_obj == NULL) {
+            return -1;
+        }
+        path = PyBytes_AS_STRING(path_obj);
+        if (strlen(path) != (size_t)PyBytes_GET_SIZE(path_obj)) {
+            Py_DECREF(path_obj);
+            PyErr_SetString(PyExc_ValueError, "unix_socket_path: embedded null byte");
             return -1;
         }
     }
@@ -651,8 +815,8 @@ do_connect(ConnectionObject *self)
             return -1;
         }
     }
-    /* The strings belong to self->host / self->unix_socket_path, which
-     * live as long as self; no Python object is touched below. */
+    /* host belongs to self->host, path to path_obj, both alive across the
+     * connect; no Python object is touched below. */
     int port = self->port, has_tv = self->has_connect_timeout;
     struct timeval tv = self->connect_tv;
     Py_BEGIN_ALLOW_THREADS
@@ -662,7 +826,9 @@ do_connect(ConnectionObject *self)
     else {
         ctx = has_tv ? redisConnectWithTimeout(host, port, tv) : redisConnect(host, port);
     }
+    if (PYRC_FAULT(connect)) { redisFree(ctx); ctx = NULL; }
     Py_END_ALLOW_THREADS
+    Py_XDECREF(path_obj);
     if (ctx == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -682,7 +848,8 @@ do_connect(ConnectionObject *self)
     }
     redisReaderFree(ctx->reader);
     ctx->reader = reader;
-    if (redisSetTimeout(ctx, self->timeout_tv) != REDIS_OK) {
+    if (PYRC_FAULT_CTX(set_timeout, ctx, REDIS_ERR_IO) ||
+        redisSetTimeout(ctx, self->timeout_tv) != REDIS_OK) {
         char detail[160];
         snprintf(detail, sizeof(detail), "%s", ctx->errstr);
         redisFree(ctx);
@@ -746,6 +913,9 @@ pyrc_conn_ensure_connected(ConnectionObject *self)
 int
 pyrc_conn_enter(ConnectionObject *self)
 {
+    if (conn_check_initialised(self) < 0) {
+        return -1;
+    }
     if (self->busy) {
         PyErr_SetString(PyExc_RuntimeError,
                         "Connection is in use by another thread; give each "
@@ -770,7 +940,8 @@ PyDoc_STRVAR(execute_command_doc,
 "or None.  Raises ResponseError for an error reply, ConnectionError when\n"
 "the server cannot be reached or drops the connection, TimeoutError when no\n"
 "reply comes within socket_timeout seconds, TypeError for an argument of\n"
-"another type (nothing is sent then).");
+"another type and ValueError for one longer than PROTO_MAX_BULK_LEN\n"
+"(536870912) bytes, Redis's proto-max-bulk-len (nothing is sent then).");
 
 static PyObject *
 Connection_execute_command(ConnectionObject *self, PyObject *const *args,
@@ -819,22 +990,29 @@ PyDoc_STRVAR(pipeline_doc,
 "command; an error reply takes its slot as a ResponseError instance\n"
 "instead of being raised.  One round trip, whatever the number of\n"
 "commands.  Raises ConnectionError, TimeoutError as execute_command() does;\n"
-"TypeError or ValueError for a malformed command, before anything is sent.");
+"TypeError or ValueError for a malformed command or an argument longer\n"
+"than PROTO_MAX_BULK_LEN bytes, before anything is sent.  The commands are\n"
+"copied (as tuples) before the socket is touched: changing the lists while\n"
+"the call runs does not change what is sent.");
 
 static PyObject *
 Connection_pipeline(ConnectionObject *self, PyObject *commands)
 {
-    PyObject *seqs = pyrc_command_sequences(commands);
-    if (seqs == NULL) {
+    /* cmds owns every argument until the commands are in hiredis' output
+     * buffer, whatever other threads do to the caller's lists while the
+     * GIL is released to connect. */
+    PyObject *cmds = pyrc_command_sequences(commands);
+    if (cmds == NULL) {
         return NULL;
     }
-    if (PyList_GET_SIZE(seqs) == 0) {
-        return seqs;
+    if (PyTuple_GET_SIZE(cmds) == 0) {
+        Py_DECREF(cmds);
+        return PyList_New(0);
     }
     encoded_t e;
-    int rc = pyrc_encode_commands(&e, seqs);
+    int rc = pyrc_encode_commands(&e, cmds);
     if (rc < 0) {
-        Py_DECREF(seqs);
+        Py_DECREF(cmds);
         return NULL;
     }
     PyObject *replies = NULL;
@@ -845,7 +1023,7 @@ Connection_pipeline(ConnectionObject *self, PyObject *commands)
         self->busy = 0;
     }
     pyrc_encoded_free(&e);
-    Py_DECREF(seqs);
+    Py_DECREF(cmds);
     return replies;
 }
 
@@ -896,8 +1074,29 @@ Connection_get_connected(ConnectionObject *self, void *Py_UNUSED(closure))
 }
 
 static PyObject *
+Connection_get_port(ConnectionObject *self, void *Py_UNUSED(closure))
+{
+    if (conn_check_initialised(self) < 0) {
+        return NULL;
+    }
+    return PyLong_FromLong(self->port);
+}
+
+static PyObject *
+Connection_get_db(ConnectionObject *self, void *Py_UNUSED(closure))
+{
+    if (conn_check_initialised(self) < 0) {
+        return NULL;
+    }
+    return PyLong_FromLong(self->db);
+}
+
+static PyObject *
 Connection_repr(ConnectionObject *self)
 {
+    if (self->host == NULL) {
+        return PyUnicode_FromString("<pyredcache._core.Connection not initialised>");
+    }
     PyObject *where = pyrc_conn_describe(self);
     if (where == NULL) {
         return NULL;
@@ -952,7 +1151,13 @@ Connection_init(ConnectionObject *self, PyObject *args, PyObject *kwds)
     };
     PyObject *host = NULL, *port = NULL, *unix_path = Py_None, *db = NULL;
     PyObject *username = Py_None, *password = Py_None;
-    PyObject *timeout = Py_None, *connect_timeout = Py_None, *busy_poll = Py_None;
+    PyObject *timeout = NULL, *connect_timeout = NULL; /* NULL: the default */
+    PyObject *busy_poll = Py_None;
+    /* The new configuration, moved into self only once all of it is valid:
+     * a failed __init__ changes nothing. */
+    PyObject *host_obj = NULL, *timeout_obj = NULL, *connect_timeout_obj = NULL;
+    struct timeval timeout_tv, connect_tv;
+    long port_v = 6379, db_v = 0, busy_poll_us = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO$OOOOOOO:Connection", kwlist,
                                      &host, &port, &unix_path, &db, &username,
                                      &password, &timeout, &connect_timeout,
@@ -961,30 +1166,28 @@ Connection_init(ConnectionObject *self, PyObject *args, PyObject *kwds)
     }
     if (self->ctx != NULL || self->host != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Connection is already initialised");
-        return -1;
+        goto error;
     }
     if (host == NULL) {
-        host = PyUnicode_FromString("localhost");
-        if (host == NULL) {
-            return -1;
+        host_obj = PyUnicode_FromString("localhost");
+        if (host_obj == NULL) {
+            goto error;
         }
     }
     else if (!PyUnicode_Check(host)) {
         PyErr_Format(PyExc_TypeError, "host must be str, not %.100s",
                      Py_TYPE(host)->tp_name);
-        return -1;
+        goto error;
     }
     else {
-        Py_INCREF(host);
+        host_obj = Py_NewRef(host);
     }
-    self->host = host;
 
-    long port_v = 6379;
     if (port != NULL) {
         if (PyBool_Check(port) || !PyLong_Check(port)) {
             PyErr_Format(PyExc_TypeError, "port must be int, not %.100s",
                          Py_TYPE(port)->tp_name);
-            return -1;
+            goto error;
         }
         port_v = PyLong_AsLong(port);
         if (port_v == -1 && PyErr_Occurred()) {
@@ -994,24 +1197,21 @@ Connection_init(ConnectionObject *self, PyObject *args, PyObject *kwds)
         if (port_v < 1 || port_v > 65535) {
             PyErr_Format(PyExc_ValueError,
                          "port must be an int in 1..65535, got %R", port);
-            return -1;
+            goto error;
         }
     }
-    self->port = (int)port_v;
 
     if (unix_path != Py_None && !PyUnicode_Check(unix_path)) {
         PyErr_Format(PyExc_TypeError, "unix_socket_path must be str or None, not %.100s",
                      Py_TYPE(unix_path)->tp_name);
-        return -1;
+        goto error;
     }
-    self->unix_socket_path = Py_NewRef(unix_path);
 
-    long db_v = 0;
     if (db != NULL) {
         if (PyBool_Check(db) || !PyLong_Check(db)) {
             PyErr_Format(PyExc_TypeError, "db must be int, not %.100s",
                          Py_TYPE(db)->tp_name);
-            return -1;
+            goto error;
         }
         db_v = PyLong_AsLong(db);
         if (db_v == -1 && PyErr_Occurred()) {
@@ -1019,39 +1219,62 @@ Connection_init(ConnectionObject *self, PyObject *args, PyObject *kwds)
         }
         if (db_v < 0 || db_v > INT_MAX) {
             PyErr_Format(PyExc_ValueError, "db must be a non-negative int, got %R", db);
-            return -1;
+            goto error;
         }
     }
-    self->db = (int)db_v;
 
     if (username != Py_None && !PyUnicode_Check(username)) {
         PyErr_SetString(PyExc_TypeError, "username must be str or None");
-        return -1;
+        goto error;
     }
     if (password != Py_None && !PyUnicode_Check(password)) {
         PyErr_SetString(PyExc_TypeError, "password must be str or None");
-        return -1;
+        goto error;
     }
     if (username != Py_None && password == Py_None) {
         PyErr_SetString(PyExc_ValueError, "username needs a password");
-        return -1;
+        goto error;
     }
-    self->username = Py_NewRef(username);
-    self->password = Py_NewRef(password);
 
-    if (timeout_from_object(timeout, "socket_timeout", &self->timeout_tv,
-                            &self->socket_timeout) < 0) {
-        return -1;
+    if (timeout_from_object(timeout, "socket_timeout", &timeout_tv,
+                            &timeout_obj) < 0) {
+        goto error;
     }
     if (timeout_from_object(connect_timeout, "socket_connect_timeout",
-                            &self->connect_tv, &self->socket_connect_timeout) < 0) {
-        return -1;
+                            &connect_tv, &connect_timeout_obj) < 0) {
+        goto error;
     }
+    if (busy_poll_from_object(busy_poll, &busy_poll_us) < 0) {
+        goto error;
+    }
+
+    /* Everything is valid: set the configuration at once, host last (see
+     * conn_check_initialised).  The fields are NULL here unless tp_clear
+     * ran half-way; what they held is released once self is consistent. */
+    PyObject *old[5] = {self->unix_socket_path, self->username, self->password,
+                        self->socket_timeout, self->socket_connect_timeout};
+    self->port = (int)port_v;
+    self->db = (int)db_v;
+    self->timeout_tv = timeout_tv;
+    self->connect_tv = connect_tv;
     self->has_connect_timeout = connect_timeout != Py_None;
-    if (busy_poll_from_object(busy_poll, &self->busy_poll_us) < 0) {
-        return -1;
+    self->busy_poll_us = busy_poll_us;
+    self->unix_socket_path = Py_NewRef(unix_path);
+    self->username = Py_NewRef(username);
+    self->password = Py_NewRef(password);
+    self->socket_timeout = timeout_obj;
+    self->socket_connect_timeout = connect_timeout_obj;
+    self->host = host_obj;
+    for (size_t i = 0; i < sizeof(old) / sizeof(old[0]); i++) {
+        Py_XDECREF(old[i]);
     }
     return 0;
+
+error:
+    Py_XDECREF(host_obj);
+    Py_XDECREF(timeout_obj);
+    Py_XDECREF(connect_timeout_obj);
+    return -1;
 }
 
 static PyObject *
@@ -1087,7 +1310,9 @@ static int
 Connection_clear(ConnectionObject *self)
 {
     /* The reader may hold Python objects (a half-read reply); free it
-     * before the rest. */
+     * before the rest.  host goes first: from then on the connection
+     * counts as uninitialised (conn_check_initialised), whatever a
+     * finalizer run by the DECREFs below tries. */
     pyrc_conn_drop(self);
     Py_CLEAR(self->host);
     Py_CLEAR(self->unix_socket_path);
@@ -1119,21 +1344,18 @@ static PyMethodDef Connection_methods[] = {
 };
 
 static PyMemberDef Connection_members[] = {
-    {"host", T_OBJECT, offsetof(ConnectionObject, host), READONLY,
+    {"host", T_OBJECT_EX, offsetof(ConnectionObject, host), READONLY,
      "Server host name or address (str)."},
-    {"port", T_INT, offsetof(ConnectionObject, port), READONLY,
-     "Server TCP port (int)."},
-    {"unix_socket_path", T_OBJECT, offsetof(ConnectionObject, unix_socket_path),
+    {"unix_socket_path", T_OBJECT_EX, offsetof(ConnectionObject, unix_socket_path),
      READONLY, "Path of the server's unix socket (str), or None for TCP."},
-    {"db", T_INT, offsetof(ConnectionObject, db), READONLY,
-     "Database number selected on connect (int)."},
-    {"username", T_OBJECT, offsetof(ConnectionObject, username), READONLY,
+    {"username", T_OBJECT_EX, offsetof(ConnectionObject, username), READONLY,
      "ACL user name for AUTH (str or None)."},
-    {"socket_timeout", T_OBJECT, offsetof(ConnectionObject, socket_timeout),
-     READONLY, "Seconds to wait for a reply (float), or None for ever."},
-    {"socket_connect_timeout", T_OBJECT,
+    {"socket_timeout", T_OBJECT_EX, offsetof(ConnectionObject, socket_timeout),
+     READONLY, "Seconds to wait for a reply (float; default 1.0), or None for ever."},
+    {"socket_connect_timeout", T_OBJECT_EX,
      offsetof(ConnectionObject, socket_connect_timeout), READONLY,
-     "Seconds to wait for the connection (float), or None for the OS's limit."},
+     "Seconds to wait for the connection (float; default 1.0), or None for the\n"
+     "OS's limit."},
     {"busy_poll", T_LONG, offsetof(ConnectionObject, busy_poll_us), READONLY,
      "Microseconds a wait for a reply spins before it sleeps (int); 0: never."},
     {"busy_poll_hits", T_ULONGLONG, offsetof(ConnectionObject, spin_hits_total),
@@ -1144,6 +1366,9 @@ static PyMemberDef Connection_members[] = {
 };
 
 static PyGetSetDef Connection_getset[] = {
+    {"port", (getter)Connection_get_port, NULL, "Server TCP port (int).", NULL},
+    {"db", (getter)Connection_get_db, NULL,
+     "Database number selected on connect (int).", NULL},
     {"connected", (getter)Connection_get_connected, NULL,
      "True while a socket opened by this process is open.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
@@ -1151,8 +1376,8 @@ static PyGetSetDef Connection_getset[] = {
 
 PyDoc_STRVAR(Connection_doc,
 "Connection(host='localhost', port=6379, *, unix_socket_path=None, db=0, "
-"username=None, password=None, socket_timeout=None, "
-"socket_connect_timeout=None, busy_poll=None)\n"
+"username=None, password=None, socket_timeout=1.0, "
+"socket_connect_timeout=1.0, busy_poll=None)\n"
 "--\n"
 "\n"
 "One connection to one Redis server, over hiredis.\n"
@@ -1162,7 +1387,11 @@ PyDoc_STRVAR(Connection_doc,
 "CPUs or more, else 0 (never spin).  Four spins in a row that end empty\n"
 "make the next 64 waits sleep at once.\n"
 "\n"
-"Timeouts are in seconds (float); None waits for ever.  The socket is\n"
+"socket_timeout bounds each wait for a reply, socket_connect_timeout the\n"
+"connect (TCP or unix socket): seconds (float > 0), 1.0 each by default;\n"
+"past it TimeoutError or ConnectionError is raised.  None waits for ever\n"
+"(not recommended: a server that accepts and never answers, or is stopped,\n"
+"hangs the call).  The socket is\n"
 "opened on first use (AUTH and SELECT are sent then) and opened again when\n"
 "the server dropped it (restart, CLIENT KILL, idle timeout).  The GIL is\n"
 "released while waiting on the socket.  A connection serves one thread at\n"
@@ -1207,6 +1436,10 @@ pyrc_connection_exec(PyObject *module, pyrc_state *st)
         return -1;
     }
     if (PyModule_AddType(module, st->ConnectionType) < 0) {
+        return -1;
+    }
+    if (PyModule_AddIntConstant(module, "PROTO_MAX_BULK_LEN",
+                                (long)PYRC_PROTO_MAX_BULK_LEN) < 0) {
         return -1;
     }
     return 0;

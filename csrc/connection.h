@@ -97,13 +97,16 @@ void pyrc_conn_spin_account(ConnectionObject *self, int hit);
  * caller clears self->busy when done. */
 int pyrc_conn_enter(ConnectionObject *self);
 
-/* A list of PySequence_Fast objects, one per command of `commands`. */
+/* `commands` (an iterable of commands, each a sequence of arguments) as a
+ * new tuple of tuples, which owns every argument object: the encoded form
+ * points into them (see connection.c).  TypeError for a malformed one. */
 PyObject *pyrc_command_sequences(PyObject *commands);
 
-/* Encode the commands of `seqs` (from pyrc_command_sequences), which must
+/* Encode the commands of `cmds` (from pyrc_command_sequences), which must
  * stay alive until the encoded form is no longer used.  0, or -1 with an
- * exception set (TypeError/ValueError for a bad argument). */
-int pyrc_encode_commands(encoded_t *e, PyObject *seqs);
+ * exception set (TypeError/ValueError for a bad argument, ValueError for
+ * one over PROTO_MAX_BULK_LEN bytes) and nothing to free. */
+int pyrc_encode_commands(encoded_t *e, PyObject *cmds);
 void pyrc_encoded_free(encoded_t *e);
 
 #endif /* PYRC_CONNECTION_H */

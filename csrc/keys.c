@@ -510,6 +510,14 @@ make_key(KeyBuilder *self, PyObject *args, PyObject *kwargs)
                      Py_TYPE(kwargs)->tp_name);
         return NULL;
     }
+    /* tp_clear (the garbage collector breaking a cycle through the
+     * defaults, or through a str subclass among the names) leaves these
+     * NULL; the binders and the prefix copy below read all three. */
+    if (self->prefix == NULL || self->names == NULL || self->defaults == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "KeyBuilder was cleared by the garbage collector");
+        return NULL;
+    }
     pyrc_encoder_init(&enc, &self->st->codec, self->st->SerializationError,
                       1, 1);
     if (self->bind(self, args, kwargs, &enc) < 0) {

@@ -7,6 +7,7 @@
  * the module can be loaded in several interpreters and torn down cleanly.
  */
 #include "module.h"
+#include "fault.h" /* _set_fault() in debug builds */
 
 int
 pyrc_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs,
@@ -15,7 +16,17 @@ pyrc_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs,
 {
     Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
     int given[16] = {0};
-    assert(n <= 16);
+    /* A real check, not assert(): release builds drop asserts, and a
+     * caller with more parameters would write past given[]. */
+    if (n < 0 || n > (int)(sizeof(given) / sizeof(given[0]))
+        || nrequired < 0 || nrequired > n || nposonly < 0 || nposonly > n) {
+        PyErr_Format(PyExc_SystemError,
+                     "%s(): pyrc_parse_args takes 0..%d parameters "
+                     "(n=%d, nrequired=%d, nposonly=%d)",
+                     fname, (int)(sizeof(given) / sizeof(given[0])), n,
+                     nrequired, nposonly);
+        return -1;
+    }
     if (nargs > n) {
         PyErr_Format(PyExc_TypeError,
                      "%s() takes at most %d arguments (%zd given)",
@@ -99,6 +110,9 @@ pyrc_exec(PyObject *module)
     if (pyrc_connection_exec(module, st) < 0) {
         return -1;
     }
+    if (pyrc_reply_exec(module, st) < 0) {
+        return -1;
+    }
     if (pyrc_codec_exec(module, st) < 0) {
         return -1;
     }
@@ -115,6 +129,9 @@ pyrc_exec(PyObject *module)
         return -1;
     }
     if (pyrc_redlock_exec(module, st) < 0) {
+        return -1;
+    }
+    if (pyrc_fault_exec(module) < 0) {
         return -1;
     }
     if (PyModule_AddStringConstant(module, "implementation", "c") < 0) {
@@ -135,6 +152,7 @@ pyrc_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->SerializationError);
     Py_VISIT(st->PromiseError);
     if (pyrc_connection_traverse(st, visit, arg)
+        || pyrc_reply_traverse(st, visit, arg)
         || pyrc_codec_traverse(st, visit, arg)
         || pyrc_keys_traverse(st, visit, arg)
         || pyrc_promise_traverse(st, visit, arg)
@@ -156,6 +174,7 @@ pyrc_clear(PyObject *module)
     Py_CLEAR(st->SerializationError);
     Py_CLEAR(st->PromiseError);
     pyrc_connection_clear(st);
+    pyrc_reply_clear(st);
     pyrc_codec_clear(st);
     pyrc_keys_clear(st);
     pyrc_promise_clear(st);

@@ -1,7 +1,7 @@
 /* pyredcache._core: shared declarations.
  *
  * Every Python object the extension keeps lives in one module-state struct
- * (pyrc_state).  Each part of the core (connection, multiplex, codec, keys, promise, hashing) owns one
+ * (pyrc_state).  Each part of the core (connection, reply, multiplex, codec, keys, promise, hashing) owns one
  * sub-struct of it and exports an exec/traverse/clear trio that module.c
  * calls; nothing is kept in C globals except the fork generation counter
  * (a plain integer, see connection.c).
@@ -39,6 +39,7 @@ typedef struct {
     PyTypeObject *PromiseType;
     PyTypeObject *Crc32BucketsType;
     PyTypeObject *KetamaRingType;
+    PyTypeObject *ReaderType;
 
     pyrc_codec_state codec;
     pyrc_keys_state keys;
@@ -64,7 +65,9 @@ pyrc_state_from_type(PyTypeObject *tp)
  * `names` holds the n parameter names; the first `nposonly` are positional
  * only, the first `nrequired` are required.  out[i] receives a borrowed
  * reference to each argument given and is left as it was (the caller's
- * default) otherwise.  0, or -1 with a TypeError worded like CPython's. */
+ * default) otherwise.  0, or -1 with a TypeError worded like CPython's
+ * (SystemError for a caller's mistake: n over 16, nrequired or nposonly
+ * out of 0..n). */
 int pyrc_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs,
                     PyObject *kwnames, const char *const *names, int n,
                     int nrequired, int nposonly, PyObject **out);
@@ -90,6 +93,10 @@ void pyrc_promise_clear(pyrc_state *st);
 int pyrc_hashing_exec(PyObject *module, pyrc_state *st);
 int pyrc_hashing_traverse(pyrc_state *st, visitproc visit, void *arg);
 void pyrc_hashing_clear(pyrc_state *st);
+
+int pyrc_reply_exec(PyObject *module, pyrc_state *st);
+int pyrc_reply_traverse(pyrc_state *st, visitproc visit, void *arg);
+void pyrc_reply_clear(pyrc_state *st);
 
 int pyrc_multiplex_exec(PyObject *module, pyrc_state *st);
 

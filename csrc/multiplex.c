@@ -49,12 +49,17 @@
 #include <sys/socket.h>
 
 #include "multiplex.h"
+#include "fault.h"
 
 #define JOB_WAITING 0
 #define JOB_RUNNING 1
 #define JOB_DONE 2
 
 #define READ_CHUNK (16 * 1024)
+/* Reads per socket per loop turn at most (1 MiB): a server that streams
+ * faster than we read must not keep one turn going for ever, with the
+ * replies unparsed and signals unchecked. */
+#define READS_PER_TURN 64
 
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0 /* no such flag: SIGPIPE is ignored by Python anyway */
@@ -152,18 +157,19 @@ pyrc_multiplex_format(PyObject *commands, char **out, size_t *outlen,
                       Py_ssize_t *ncmds)
 {
     encoded_t e;
-    PyObject *seqs = pyrc_command_sequences(commands);
-    if (seqs == NULL) {
+    /* cmds owns the arguments until format_resp has copied their bytes. */
+    PyObject *cmds = pyrc_command_sequences(commands);
+    if (cmds == NULL) {
         return -1;
     }
-    if (pyrc_encode_commands(&e, seqs) < 0) {
-        Py_DECREF(seqs);
+    if (pyrc_encode_commands(&e, cmds) < 0) {
+        Py_DECREF(cmds);
         return -1;
     }
     int rc = format_resp(&e, out, outlen);
     *ncmds = e.ncmds;
     pyrc_encoded_free(&e);
-    Py_DECREF(seqs);
+    Py_DECREF(cmds);
     return rc;
 }
 
@@ -257,6 +263,7 @@ do_send(job_t *job)
     while (job->sent < job->outlen) {
         ssize_t n = send(fd, job->out + job->sent, job->outlen - job->sent,
                          MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (PYRC_FAULT(mpx_send)) { n = -1; errno = EPIPE; }
         if (n > 0) {
             job->sent += (size_t)n;
             continue;
@@ -279,9 +286,10 @@ do_recv(job_t *job)
 {
     int fd = job->conn->ctx->fd;
     char buf[READ_CHUNK];
-    for (;;) {
+    for (int reads = 0; reads < READS_PER_TURN; reads++) {
         ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
         if (n > 0) {
+            (void)PYRC_FAULT_READER(mpx_feed, job->conn->ctx->reader);
             if (redisReaderFeed(job->conn->ctx->reader, buf, (size_t)n) != REDIS_OK) {
                 job->feed_failed = 1;
                 return;
@@ -304,6 +312,7 @@ do_recv(job_t *job)
         }
         return;
     }
+    /* more may be waiting: poll() reports it readable again at once */
 }
 
 /* Handle what do_send()/do_recv() saw for a running job (GIL held). */
@@ -484,6 +493,7 @@ pyrc_multiplex_run(job_t *jobs, Py_ssize_t njobs, int wait_ms,
         if (polled && ready == 0) {
             ready = poll(fds, nfds, wait_ms);
         }
+        if (PYRC_FAULT(mpx_poll)) { ready = -1; errno = ENOMEM; }
         saved_errno = errno;
         for (nfds_t f = 0; ready > 0 && f < nfds; f++) {
             job_t *job = &jobs[fd_job[f]];
@@ -505,6 +515,13 @@ pyrc_multiplex_run(job_t *jobs, Py_ssize_t njobs, int wait_ms,
             }
             errno = saved_errno;
             PyErr_SetFromErrno(PyExc_OSError);
+            goto error;
+        }
+        /* A signal that came while the GIL was released but outside a
+         * blocking poll() (during a send, a recv, a spin) interrupted
+         * nothing: check every turn, or sockets kept ready by a streaming
+         * server would hold KeyboardInterrupt off until the end. */
+        if (PyErr_CheckSignals() < 0) {
             goto error;
         }
         if (budget > 0) {

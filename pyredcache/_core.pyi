@@ -5,6 +5,10 @@ from typing import Any, Callable, Iterable, Sequence
 
 implementation: str
 MAX_DEPTH: int
+#: Bytes in one command argument at most: Redis's proto-max-bulk-len
+#: default (512 MiB).  A longer argument raises ValueError before anything
+#: is sent.
+PROTO_MAX_BULK_LEN: int
 
 class Connection:
     host: str
@@ -36,6 +40,11 @@ class Connection:
     def close(self) -> None: ...
     def execute_command(self, *args: bytes | str | int | float) -> Any: ...
     def pipeline(self, commands: Iterable[Sequence[bytes | str | int | float]]) -> list[Any]: ...
+
+class Reader:
+    def __init__(self) -> None: ...
+    def feed(self, data: bytes | bytearray | memoryview, /) -> None: ...
+    def gets(self) -> Any: ...
 
 def multi_pipeline(
     jobs: Sequence[tuple[Connection, Iterable[Sequence[bytes | str | int | float]]]],

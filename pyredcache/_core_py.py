@@ -5,9 +5,10 @@ the reference for it: every test that touches the core runs against both.
 It is used when the extension is not built (PyPy, no compiler, no
 libhiredis) or when ``PYREDCACHE_NO_EXTENSIONS=1`` is set.
 
-The connection speaks RESP2 over a plain socket.  Its reply parser enforces
-the same limits as hiredis' (nesting depth, length ranges), so a hostile
-reply fails the same way on both sides.
+The connection speaks RESP2 over a plain socket and parses replies with
+:class:`Reader`, the twin of hiredis' reader: it accepts and refuses the
+same bytes (nesting depth, length and integer ranges, type bytes) at the
+same moment, so a hostile reply fails the same way on both sides.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import select
 import socket
 import time
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NoReturn, Sequence
 
 from ._codec_py import MAX_DEPTH, dumps, loads
 from ._hashing_py import Crc32Buckets, KetamaRing, crc32
@@ -31,17 +32,25 @@ from .exceptions import (
     TimeoutError,
 )
 
-__all__ = ["Connection", "KeyBuilder", "MAX_DEPTH", "Promise", "dumps", "loads",
-           "implementation", "encode_arg", "multi_pipeline", "redlock_round",
-           "crc32", "Crc32Buckets", "KetamaRing"]
+__all__ = ["Connection", "KeyBuilder", "MAX_DEPTH", "PROTO_MAX_BULK_LEN", "Promise",
+           "Reader", "dumps", "loads", "implementation", "encode_arg", "multi_pipeline",
+           "redlock_round", "crc32", "Crc32Buckets", "KetamaRing"]
 
 implementation = "python"
 
-# hiredis keeps a fixed stack of read tasks: an array nested more than 7
-# levels below the top-level reply is a protocol error there, so it is here.
+# hiredis 0.14 keeps a fixed stack of 9 read tasks: an array whose type
+# byte comes with 8 arrays open above it (nested more than 7 levels below
+# the top-level reply) is a protocol error there, so it is here.
 _MAX_NESTING = 7
 _READ_SIZE = 16 * 1024
-_INT_MAX = 2**31 - 1
+_INT_MAX = 2**31 - 1  # hiredis' limit for an array's element count
+_LLONG_MAX = 2**63 - 1
+
+#: Redis' default proto-max-bulk-len, bytes: the server refuses a longer
+#: bulk string (and drops the connection), so one is refused before sending.
+PROTO_MAX_BULK_LEN = 536870912
+_TOO_LONG = ("command argument of %d bytes is over 536870912 bytes, Redis's limit "
+             "for one bulk string (proto-max-bulk-len)")
 
 #: Busy-poll defaults and limits, microseconds (see Connection).
 BUSY_POLL_DEFAULT_US = 50
@@ -75,24 +84,31 @@ if hasattr(os, "register_at_fork"):
 def encode_arg(arg: Any) -> bytes:
     """Encode one command argument: bytes as is, str as UTF-8, int and float
     in decimal (float as ``repr``, which round-trips).  Anything else,
-    ``bool`` included, raises ``TypeError``."""
+    ``bool`` included, raises ``TypeError``; an argument longer than
+    :data:`PROTO_MAX_BULK_LEN` bytes (512 MiB, Redis' default limit) raises
+    ``ValueError``."""
     t = type(arg)
     if t is bytes:
+        if len(arg) > PROTO_MAX_BULK_LEN:
+            raise ValueError(_TOO_LONG % len(arg))
         return arg
     if t is str:
-        return arg.encode("utf-8")
+        return _checked_length(arg.encode("utf-8"))
     if t is int:
         return b"%d" % arg
     if t is float:
         return repr(arg).encode("ascii")
     if isinstance(arg, (bytes, bytearray, memoryview)):
+        size = arg.nbytes if isinstance(arg, memoryview) else len(arg)
+        if size > PROTO_MAX_BULK_LEN:  # before copying it
+            raise ValueError(_TOO_LONG % size)
         return bytes(arg)
     if isinstance(arg, bool):
         raise TypeError(
             "invalid command argument of type 'bool': convert it to int or str first"
         )
     if isinstance(arg, str):
-        return str(arg).encode("utf-8")
+        return _checked_length(str(arg).encode("utf-8"))
     if isinstance(arg, int):
         return b"%d" % int(arg)
     if isinstance(arg, float):
@@ -101,6 +117,12 @@ def encode_arg(arg: Any) -> bytes:
         "invalid command argument of type %r: expected bytes, str, int or float"
         % type(arg).__name__
     )
+
+
+def _checked_length(data: bytes) -> bytes:
+    if len(data) > PROTO_MAX_BULK_LEN:
+        raise ValueError(_TOO_LONG % len(data))
+    return data
 
 
 def _pack(commands: Iterable[Sequence[Any]]) -> bytes:
@@ -134,36 +156,217 @@ class _OwnedSocket(socket.socket):
         self.close()
 
 
-class _Incomplete(Exception):
-    """The buffer does not hold a whole reply yet."""
+# -- RESP2 reader ------------------------------------------------------------
+#
+# The twin of hiredis 0.14's reader (read.c) as the C core uses it: it
+# accepts and refuses the same bytes, with the same messages, at the same
+# moment (a bad type byte as soon as it arrives, a bad length or integer as
+# soon as its line is whole, never after waiting for more).
 
 
-def _parse_int(line: bytes, what: str) -> int:
-    # hiredis accepts an optional '-' then digits only.
-    body = line[1:] if line[:1] == b"-" else line
-    if not body or not body.isdigit():
-        raise ProtocolError("Bad %s value" % what)
-    return int(line)
+def _string2ll(line: bytes) -> int | None:
+    """hiredis' string2ll (from Redis' util.c): an optional '-', then
+    decimal digits without a leading zero ("0" alone is zero, "-0" is
+    refused), no '+', no spaces, within a C long long; None otherwise."""
+    n = len(line)
+    if line.isdigit():  # ASCII digits only, and not empty
+        if n > 19 or (line[0] == 48 and n > 1):  # 48: '0'
+            return None
+        value = int(line)
+        return value if value <= _LLONG_MAX else None
+    if 1 < n <= 20 and line[0] == 45:  # 45: '-'
+        body = line[1:]
+        if body.isdigit() and body[0] != 48:
+            value = int(body)
+            if value <= _LLONG_MAX + 1:
+                return -value
+    return None
+
+
+# hiredis' chrtos(): how a bad type byte is quoted in its message
+_TYPE_BYTE_ESCAPES = {0x5C: "\\\\", 0x22: '\\"', 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t",
+                      0x07: "\\a", 0x08: "\\b"}
+_TYPE_BYTES = frozenset(b"+-:$*")
+_NESTING_ERROR = ("No support for nested multi bulk replies with depth > %d"
+                  % _MAX_NESTING)
+
+
+def _type_byte_error(byte: int) -> str:
+    text = _TYPE_BYTE_ESCAPES.get(byte)
+    if text is None:
+        text = chr(byte) if 0x20 <= byte < 0x7F else "\\x%02x" % byte
+    return 'Protocol error, got "%s" as reply type byte' % text
+
+
+class Reader:
+    """A RESP2 reply parser that does no I/O: :meth:`feed` it the bytes a
+    server sent, :meth:`gets` the replies they hold.
+
+    ``Reader()``.  It is the parser of :class:`Connection`, for code that
+    reads the socket itself (an event loop).  It judges bytes as hiredis
+    0.14 does (the C core's parser), and takes time linear in the bytes
+    fed: the search for a line's CRLF resumes where the last one stopped,
+    and an array read in parts keeps the elements already built (a stack
+    of open arrays, like hiredis' read tasks).  Not thread-safe: one reader
+    belongs to one stream.
+    """
+
+    __slots__ = ("_buf", "_scan", "_bulk", "_stack", "_error")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()  # bytes not parsed yet (parsed ones are dropped)
+        self._scan = 0  # where the CRLF search of the line at _buf[0] resumes (if > 0)
+        self._bulk = -1  # length of a bulk string whose header was read, else -1
+        self._stack: list[list] = []  # open arrays, outermost first: [items, elements left]
+        self._error: str | None = None  # hiredis' message once failed
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Append ``data`` (bytes-like) to the bytes waiting to be parsed.
+
+        Raises TypeError for an object without the buffer protocol.  Once
+        the reader has failed (see :meth:`gets`) the data is dropped."""
+        if self._error is None:
+            self._buf += data
+        else:
+            memoryview(data).release()  # the same TypeError for a non-buffer
+
+    def gets(self) -> Any:
+        """Return the next whole reply, or ``False`` when the bytes fed so
+        far do not hold one yet.
+
+        Replies are bytes (bulk strings and status replies), int, None
+        (nil), list, and :class:`~pyredcache.exceptions.ResponseError`
+        instances for error replies (returned, not raised).  Raises
+        :class:`~pyredcache.exceptions.ProtocolError` for bytes that are
+        not RESP as hiredis 0.14 judges them (a bad type byte, a bad or
+        out-of-range length or integer, arrays nested more than 7 levels
+        below the top-level reply); the reader then stays failed, as
+        hiredis' does: every later ``gets()`` raises the same error and
+        :meth:`feed` drops its data."""
+        if self._error is not None:
+            raise ProtocolError(self._error)
+        buf = self._buf
+        stack = self._stack
+        size = len(buf)
+        pos = 0
+        bulk = self._bulk
+        while True:
+            if bulk >= 0:  # a bulk string's header was read: wait for its body
+                end = pos + bulk
+                if end + 2 > size:
+                    break
+                value: Any = bytes(buf[pos:end])
+                pos = end + 2  # hiredis skips the 2 bytes after the body unread
+                bulk = -1
+            else:
+                if pos >= size:
+                    break
+                kind = buf[pos]
+                if kind not in _TYPE_BYTES:
+                    self._fail(_type_byte_error(kind))
+                if kind == 42 and len(stack) > _MAX_NESTING:  # 42: '*'
+                    self._fail(_NESTING_ERROR)
+                scan = self._scan
+                end = buf.find(b"\r\n", scan if scan > pos else pos + 1)
+                if end < 0:
+                    # resume at the last byte: it may be the '\r' of a CRLF
+                    self._scan = size - 1 if size - 1 > pos else pos + 1
+                    break
+                line = bytes(buf[pos + 1:end])
+                pos = end + 2
+                if kind == 36:  # '$'
+                    n = _string2ll(line)
+                    if n is None:
+                        self._fail("Bad bulk string length")
+                    if n >= 0:
+                        bulk = n
+                        continue
+                    if n != -1:
+                        self._fail("Bulk string length out of range")
+                    value = None
+                elif kind == 58:  # ':'
+                    value = _string2ll(line)
+                    if value is None:
+                        self._fail("Bad integer value")
+                elif kind == 43:  # '+'
+                    value = line
+                elif kind == 45:  # '-'
+                    value = ResponseError(line.decode("utf-8", "replace"))
+                else:  # '*'
+                    n = _string2ll(line)
+                    if n is None:
+                        self._fail("Bad multi-bulk length")
+                    if n < -1 or n > _INT_MAX:
+                        self._fail("Multi-bulk length out of range")
+                    if n > 0:
+                        stack.append([[], n])
+                        continue
+                    value = None if n < 0 else []
+            # a whole value: link it into the arrays it completes
+            while stack:
+                top = stack[-1]
+                top[0].append(value)
+                top[1] -= 1
+                if top[1]:
+                    break
+                value = top[0]
+                stack.pop()
+            else:
+                self._consumed(pos, -1)
+                return value
+        self._consumed(pos, bulk)
+        return False
+
+    def _consumed(self, pos: int, bulk: int) -> None:
+        # Bytes before pos are parsed: drop them (deleting the front of a
+        # bytearray moves no bytes in CPython) and shift the scan position.
+        self._bulk = bulk
+        if pos:
+            del self._buf[:pos]
+            self._scan -= pos
+
+    def _fail(self, message: str) -> NoReturn:
+        # hiredis drops its buffer and the half-read reply, and stays failed.
+        self._buf = bytearray()
+        self._stack = []
+        self._scan = 0
+        self._bulk = -1
+        self._error = message
+        raise ProtocolError(message)
+
+    def _idle(self) -> bool:
+        """True when nothing is buffered: no byte and no half-read reply."""
+        return not self._buf and self._bulk < 0 and not self._stack
 
 
 class Connection:
     """One connection to one Redis server, speaking RESP2.
 
     ``Connection(host='localhost', port=6379, *, unix_socket_path=None, db=0,
-    username=None, password=None, socket_timeout=None,
-    socket_connect_timeout=None, busy_poll=None)``
+    username=None, password=None, socket_timeout=1.0,
+    socket_connect_timeout=1.0, busy_poll=None)``
 
     ``busy_poll``: microseconds (int, 0..1000000) that a wait for a reply
     spins on the socket before it sleeps; ``None``: 50 when this process may
     run on two CPUs or more, else 0 (never spin).  Four spins in a row that
     end empty make the next 64 waits sleep at once.
 
-    Timeouts are in seconds (float); ``None`` waits forever.  The socket is
+    ``socket_timeout`` bounds each wait for a reply, ``socket_connect_timeout``
+    the connect (TCP or unix socket): seconds (float > 0), 1.0 each by
+    default; past it TimeoutError or ConnectionError is raised.  ``None``
+    waits for ever (not recommended: a server that accepts and never
+    answers, or is stopped, hangs the call).  The socket is
     opened on first use and again after the server dropped it.  A
     connection is not shared between threads: a pool hands each thread its
     own.  In a forked child, a connection made by the parent is left alone
     (never read, written or shut down) and a new one is opened.
     """
+
+    # What an uninitialised connection (``__init__`` not called, or failed)
+    # answers, as the C type does: no spinning, no counts.
+    busy_poll = 0
+    busy_poll_hits = 0
+    busy_poll_misses = 0
 
     def __init__(
         self,
@@ -174,8 +377,8 @@ class Connection:
         db: int = 0,
         username: str | None = None,
         password: str | None = None,
-        socket_timeout: float | None = None,
-        socket_connect_timeout: float | None = None,
+        socket_timeout: float | None = 1.0,
+        socket_connect_timeout: float | None = 1.0,
         busy_poll: int | None = None,
     ) -> None:
         if not isinstance(host, str):
@@ -188,7 +391,7 @@ class Connection:
             raise TypeError("unix_socket_path must be str or None")
         if isinstance(db, bool) or not isinstance(db, int):
             raise TypeError("db must be int, not %s" % type(db).__name__)
-        if db < 0:
+        if not 0 <= db <= _INT_MAX:  # C keeps it in an int
             raise ValueError("db must be a non-negative int, got %r" % (db,))
         for name, value in (("socket_timeout", socket_timeout),
                             ("socket_connect_timeout", socket_connect_timeout)):
@@ -226,8 +429,7 @@ class Connection:
             None if socket_connect_timeout is None else float(socket_connect_timeout)
         )
         self._sock: socket.socket | None = None
-        self._buf = bytearray()
-        self._pos = 0
+        self._reader = Reader()
         self._generation = -1
         self._busy = False
 
@@ -240,11 +442,32 @@ class Connection:
 
     @property
     def connected(self) -> bool:
-        """True while a socket made by this process is open."""
-        return self._sock is not None and self._generation == _fork_generation
+        """True while a socket made by this process is open (False for a
+        connection whose ``__init__`` was not called or failed, as in C)."""
+        sock = self.__dict__.get("_sock")
+        return sock is not None and self._generation == _fork_generation
+
+    def _enter(self) -> None:
+        """Mark the connection busy; RuntimeError if another caller has it
+        (the caller clears ``_busy`` when done)."""
+        if self._busy:
+            raise RuntimeError(
+                "Connection is in use by another thread; give each thread its "
+                "own connection (a pool does)"
+            )
+        self._busy = True
 
     def connect(self) -> None:
-        """Open the socket now (it is otherwise opened on first use)."""
+        """Open the socket now (it is otherwise opened on first use), closing
+        any open one.  RuntimeError while another thread uses the
+        connection."""
+        self._enter()
+        try:
+            self._connect()
+        finally:
+            self._busy = False
+
+    def _connect(self) -> None:
         self._drop()
         try:
             if self.unix_socket_path is not None:
@@ -273,8 +496,7 @@ class Connection:
         sock.settimeout(self.socket_timeout)
         self._sock = sock
         self._generation = _fork_generation
-        self._buf = bytearray()
-        self._pos = 0
+        self._reader = Reader()
         try:
             if self.password is not None:
                 if self.username is not None:
@@ -289,16 +511,20 @@ class Connection:
 
     def _drop(self) -> None:
         sock, self._sock = self._sock, None
-        self._buf = bytearray()
-        self._pos = 0
+        self._reader = Reader()
         if sock is not None:
             # In a forked child this closes only the child's copy of the fd;
             # the parent's connection is untouched (no shutdown()).
             sock.close()
 
     def close(self) -> None:
-        """Close the socket; the next command opens a new one."""
-        self._drop()
+        """Close the socket; the next command opens a new one.
+        RuntimeError while another thread uses the connection."""
+        self._enter()
+        try:
+            self._drop()
+        finally:
+            self._busy = False
 
     def __del__(self) -> None:
         sock = self.__dict__.get("_sock")
@@ -309,7 +535,7 @@ class Connection:
         if self._sock is None or self._generation != _fork_generation:
             if self._generation != _fork_generation:
                 self._sock = None  # the parent's: leave it alone
-            self.connect()
+            self._connect()
             return
         # Nothing is expected from the server between commands: if the
         # socket is readable it was closed (restart, CLIENT KILL, idle
@@ -322,8 +548,8 @@ class Connection:
         except (OSError, ValueError):
             readable = True
         # Bytes past the last reply already read count as out of step too.
-        if readable or self._pos < len(self._buf):
-            self.connect()
+        if readable or not self._reader._idle():
+            self._connect()
 
     # -- commands -------------------------------------------------------------
 
@@ -365,12 +591,7 @@ class Connection:
             sock = self._sock
             assert sock is not None
             return self._exchange(sock, packed, len(commands), True)
-        if self._busy:
-            raise RuntimeError(
-                "Connection is in use by another thread; give each thread its "
-                "own connection (a pool does)"
-            )
-        self._busy = True
+        self._enter()
         try:
             self._ensure_connected()
             sock = self._sock
@@ -407,26 +628,27 @@ class Connection:
                     raise reply
         return replies
 
-    # -- RESP2 reader -----------------------------------------------------------
+    # -- replies ----------------------------------------------------------------
 
     def _read_reply(self, sock: socket.socket) -> Any:
+        reader = self._reader
         while True:
-            start = self._pos
             try:
-                reply = self._parse(0)
-            except _Incomplete:
-                self._pos = start
-            else:
-                if self._pos > _READ_SIZE and self._pos * 2 > len(self._buf):
-                    del self._buf[: self._pos]
-                    self._pos = 0
+                reply = reader.gets()
+            except ProtocolError as exc:
+                raise self._protocol_error(exc) from None
+            if reply is not False:
                 return reply
             if self.busy_poll:
                 self._spin(sock)
             chunk = sock.recv(_READ_SIZE)
             if not chunk:
                 raise ConnectionError("Server %s closed the connection" % self._describe())
-            self._buf += chunk
+            reader.feed(chunk)
+
+    def _protocol_error(self, exc: ProtocolError) -> ProtocolError:
+        """The reader's error, naming the server as the C core does."""
+        return ProtocolError("Protocol error from %s: %s" % (self._describe(), exc))
 
     def _spin_budget(self) -> int:
         """Microseconds the next wait may spin (0: block at once).  After
@@ -465,47 +687,7 @@ class Connection:
                 return
         self._spin_account(True)
 
-    def _line(self) -> bytes:
-        end = self._buf.find(b"\r\n", self._pos)
-        if end < 0:
-            raise _Incomplete
-        line = bytes(self._buf[self._pos:end])
-        self._pos = end + 2
-        return line
-
-    def _parse(self, depth: int) -> Any:
-        line = self._line()
-        kind, rest = line[:1], line[1:]
-        if kind == b"$":
-            n = _parse_int(rest, "integer")
-            if n == -1:
-                return None
-            if n < -1:
-                raise ProtocolError("Bulk string length out of range")
-            end = self._pos + n
-            if len(self._buf) < end + 2:
-                raise _Incomplete
-            data = bytes(self._buf[self._pos:end])
-            self._pos = end + 2
-            return data
-        if kind == b":":
-            return _parse_int(rest, "integer")
-        if kind == b"+":
-            return rest
-        if kind == b"-":
-            return ResponseError(rest.decode("utf-8", "replace"))
-        if kind == b"*":
-            n = _parse_int(rest, "integer")
-            if n == -1:
-                return None
-            if depth > _MAX_NESTING:
-                raise ProtocolError(
-                    "No support for nested multi bulk replies with depth > %d" % _MAX_NESTING
-                )
-            if n < -1 or n > _INT_MAX:
-                raise ProtocolError("Multi-bulk length out of range")
-            return [self._parse(depth + 1) for _ in range(n)]
-        raise ProtocolError("Protocol error, got %r as reply type byte" % kind.decode("latin-1"))
-
     def __repr__(self) -> str:
+        if "_busy" not in self.__dict__:  # __init__ not called, or failed
+            return "<%s.Connection not initialised>" % __name__
         return "<%s.Connection %s db=%d>" % (__name__, self._describe(), self.db)

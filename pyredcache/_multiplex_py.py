@@ -4,10 +4,10 @@ at once.
 
 The C file's header states the design; this twin follows it step for step
 with :mod:`select.poll` and non-blocking ``send``/``recv`` calls
-(``MSG_DONTWAIT``), feeding the bytes read into each connection's own RESP
-reader.  A job that fails (refused, dropped, bad RESP, silent for
-``timeout`` seconds) gets the exception in its result slot and its
-connection closed; the other jobs go on to the end.
+(``MSG_DONTWAIT``), feeding the bytes read into each connection's own
+:class:`~pyredcache._core_py.Reader`.  A job that fails (refused, dropped,
+bad RESP, silent for ``timeout`` seconds) gets the exception in its result
+slot and its connection closed; the other jobs go on to the end.
 """
 
 from __future__ import annotations
@@ -70,15 +70,19 @@ def multi_pipeline(jobs: Sequence[tuple[Any, Sequence[Sequence[Any]]]], /,
     closed).  Raises TypeError/ValueError for malformed arguments and
     RuntimeError for a connection in use elsewhere, before anything is sent.
     """
-    from ._core_py import Connection, _Incomplete, _pack
+    from ._core_py import Connection, _pack
 
     wait_ms = _timeout_ms(timeout)
     if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
         raise TypeError("max_concurrency must be an int")
     if max_concurrency < 1:
         raise ValueError("max_concurrency must be >= 1, got %d" % max_concurrency)
-    if isinstance(jobs, (str, bytes)) or not hasattr(jobs, "__len__"):
+    if isinstance(jobs, (str, bytes)):
         raise TypeError("jobs must be a sequence of (connection, commands) pairs")
+    try:  # any iterable, taken whole first, as the C core does (PySequence_Tuple)
+        jobs = tuple(jobs)
+    except TypeError:
+        raise TypeError("jobs must be a sequence of (connection, commands) pairs") from None
     work: list[_Job] = []
     for i, pair in enumerate(jobs):
         if type(pair) is not tuple or len(pair) != 2:
@@ -99,12 +103,16 @@ def multi_pipeline(jobs: Sequence[tuple[Any, Sequence[Sequence[Any]]]], /,
                     "Connection is in use by another thread; give each thread its "
                     "own connection (a pool does)"
                 )
+            entered.append(job.conn)  # first: a MemoryError here leaves it free
             job.conn._busy = True
-            entered.append(job.conn)
-        _run(work, wait_ms, timeout, max_concurrency, _Incomplete)
+        _run(work, wait_ms, timeout, max_concurrency)
     finally:
-        for conn in entered:
-            conn._busy = False
+        # No iterator here: its allocation could fail (MemoryError) and
+        # leave the connections marked busy for good.
+        i = len(entered)
+        while i:
+            i -= 1
+            entered[i]._busy = False
     return [job.result for job in work]
 
 
@@ -137,10 +145,10 @@ def _fail(job: _Job, exc: BaseException, running: list) -> None:
 
 def _finish(job: _Job, result: Any, running: list) -> None:
     if job in running:
-        running.remove(job)
         sock = job.conn._sock
         if sock is not None:
             sock.settimeout(job.conn.socket_timeout)
+        running.remove(job)  # last: until it is blocking again, a failure drops it
     job.done = True
     if isinstance(result, BaseException):
         # a result, not a raised error: its traceback would only tie this
@@ -149,8 +157,7 @@ def _finish(job: _Job, result: Any, running: list) -> None:
     job.result = result
 
 
-def _run(work: list, wait_ms: int | None, timeout: Any, max_concurrency: int,
-         incomplete: type[Exception]) -> None:
+def _run(work: list, wait_ms: int | None, timeout: Any, max_concurrency: int) -> None:
     running: list[_Job] = []
     waiting: list[_Job] = []
     for job in reversed(work):
@@ -167,9 +174,10 @@ def _run(work: list, wait_ms: int | None, timeout: Any, max_concurrency: int,
                 except Exception as exc:  # refused, AUTH failed...: this job only
                     _finish(job, exc, running)
                     continue
-                # non-blocking for the fan-out; the timeout comes back in _finish
-                job.conn._sock.setblocking(False)
+                # non-blocking for the fan-out; the timeout comes back in
+                # _finish.  Running first: a failure from here on drops it.
                 running.append(job)
+                job.conn._sock.setblocking(False)
             if not running:
                 return
             poller = select.poll()
@@ -200,7 +208,7 @@ def _run(work: list, wait_ms: int | None, timeout: Any, max_concurrency: int,
                         % (job.conn._describe(), timeout)), running)
                 continue
             for fd, revents in ready:
-                _io(by_fd[fd], revents, running, incomplete)
+                _io(by_fd[fd], revents, running)
     except BaseException:
         # KeyboardInterrupt and the like: every stream in flight is out of step
         for job in running:
@@ -208,7 +216,7 @@ def _run(work: list, wait_ms: int | None, timeout: Any, max_concurrency: int,
         raise
 
 
-def _io(job: _Job, revents: int, running: list, incomplete: type[Exception]) -> None:
+def _io(job: _Job, revents: int, running: list) -> None:
     conn = job.conn
     sock = conn._sock
     try:
@@ -225,13 +233,13 @@ def _io(job: _Job, revents: int, running: list, incomplete: type[Exception]) -> 
                 except BlockingIOError:
                     break
                 if not chunk:
-                    _parse(job, running, incomplete)
+                    _parse(job, running)
                     if not job.done:
                         _fail(job, ConnectionError(
                             "Server closed the connection: %s: end of stream"
                             % conn._describe()), running)
                     return
-                conn._buf += chunk
+                conn._reader.feed(chunk)
                 if len(chunk) < _READ_SIZE:
                     break
     except OSError as exc:
@@ -239,20 +247,18 @@ def _io(job: _Job, revents: int, running: list, incomplete: type[Exception]) -> 
             "Error while talking to %s: %s" % (conn._describe(), exc.strerror or exc)),
             running)
         return
-    _parse(job, running, incomplete)
+    _parse(job, running)
 
 
-def _parse(job: _Job, running: list, incomplete: type[Exception]) -> None:
-    conn = job.conn
+def _parse(job: _Job, running: list) -> None:
+    reader = job.conn._reader
     while len(job.replies) < job.ncmds:
-        start = conn._pos
         try:
-            reply = conn._parse(0)
-        except incomplete:
-            conn._pos = start
-            return
+            reply = reader.gets()
         except ProtocolError as exc:
-            _fail(job, exc, running)
+            _fail(job, job.conn._protocol_error(exc), running)
+            return
+        if reply is False:  # no whole reply yet
             return
         job.replies.append(reply)
     _finish(job, job.replies, running)
