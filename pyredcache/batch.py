@@ -24,7 +24,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from .client import set_command
-from .exceptions import PromiseError, ResponseError, SerializationError
+from .exceptions import PromiseError, ReplyTypeError, ResponseError, SerializationError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .cache import BaseCache
@@ -107,6 +107,9 @@ class Batch:
 
         try:
             raws = cache._batch_fetch([call.key for call in calls])
+            if type(raws) is not list or len(raws) != len(calls):  # once a batch
+                raise ReplyTypeError("MGET", calls[0].key, raws,
+                                     "an array of %d bulk strings or nils" % len(calls))
             loads = cache.serializer.loads
             misses = []
             for call, raw in zip(calls, raws):
@@ -115,6 +118,9 @@ class Batch:
                         value = call.guard.decode(raw)[0] if call.guard else loads(raw)
                     except SerializationError as exc:
                         cache._report(call.key, exc)  # a miss: recomputed and overwritten
+                    except TypeError as exc:  # not bytes: a wrong reply to MGET?
+                        raise ReplyTypeError.after_decode_failed("MGET", call.key, raw,
+                                                                 exc) from None
                     else:
                         settle(call, "resolve", value)
                         continue

@@ -18,8 +18,8 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from . import _compat
 from .batch import BatchMode
-from .client import Client, parse_url, set_command
-from .exceptions import InvalidSignature, SerializationError
+from .client import DEFAULT_TIMEOUT, OPTIONS, Client, options_doc, parse_url, set_command
+from .exceptions import InvalidSignature, ReplyTypeError, SerializationError
 from .routers import BaseRedisRouter
 from .serializers import BaseSerializer, NativeSerializer
 from .shards import ShardedClient
@@ -59,11 +59,10 @@ NO_VALUE = _NoValue()
 #: The default expiry of rc: three days, in seconds.
 DEFAULT_EXPIRE = 3 * 24 * 3600
 
-# Connection options that redis_options may carry, on top of Cache's own.
-_REDIS_OPTIONS = frozenset(
-    {"unix_socket_path", "username", "socket_connect_timeout", "busy_poll",
-     "max_idle_connections"}
-)
+# Cache's positional connection options (rc's); every other option of the
+# table is a keyword-only parameter, which redis_options may carry too.
+_POSITIONAL_OPTIONS = ("host", "port", "db", "password", "socket_timeout")
+_KEYWORD_OPTIONS = tuple(name for name in OPTIONS if name not in _POSITIONAL_OPTIONS)
 
 
 class BaseCache:
@@ -118,12 +117,15 @@ class BaseCache:
     # -- the client --------------------------------------------------------------
 
     def get_client(self) -> Any:
-        """Return the client this cache talks to."""
+        """Return the client for this cache to talk to (rc's extension
+        point: a subclass overrides it; :attr:`client` calls it)."""
         raise NotImplementedError
 
     @functools.cached_property
     def client(self) -> Any:
-        """The client this cache talks to (made once by :meth:`get_client`)."""
+        """The client this cache talks to, made once by :meth:`get_client`
+        (after ``del cache.client``, made again on next use; functions
+        decorated before keep the client they started with)."""
         return self.get_client()
 
     # -- keys and values ---------------------------------------------------------
@@ -138,7 +140,8 @@ class BaseCache:
     def _expire(self, expire: float | None) -> float | None:
         return self.default_expire if expire is None else expire
 
-    def _decode(self, key: Any, raw: bytes | None, default: Any = None) -> Any:
+    def _decode(self, key: Any, raw: bytes | None, default: Any = None,
+                command: str = "GET") -> Any:
         if raw is None:
             return default
         try:
@@ -146,6 +149,8 @@ class BaseCache:
         except InvalidSignature as exc:
             self._report(key, exc)
             return default
+        except TypeError as exc:  # not bytes: the wrong reply for the command?
+            raise ReplyTypeError.after_decode_failed(command, key, raw, exc) from None
 
     def _report(self, key: Any, exc: Exception) -> None:
         """Log a bad stored value once per key (the set of keys is bounded)."""
@@ -211,10 +216,23 @@ class BaseCache:
         raws = self.client.mget(full)
         loads = self.serializer.loads
         try:
-            return [None if raw is None else loads(raw) for raw in raws]
-        except InvalidSignature:  # rare: redo item by item, bad ones are misses
+            values = [None if raw is None else loads(raw) for raw in raws]
+        except (InvalidSignature, TypeError):
+            # rare: redo item by item, bad signatures are misses and a
+            # reply of the wrong type raises ReplyTypeError naming its key
+            self._check_mget(full, raws)
             decode = self._decode
-            return [decode(k, raw) for k, raw in zip(full, raws)]
+            return [decode(k, raw, None, "MGET") for k, raw in zip(full, raws)]
+        if len(values) != len(full):
+            self._check_mget(full, raws)
+        return values
+
+    @staticmethod
+    def _check_mget(keys: list, raws: Any) -> None:
+        """Raise ReplyTypeError unless raws is a list, one item per key."""
+        if type(raws) is not list or len(raws) != len(keys):
+            raise ReplyTypeError("MGET", keys[0], raws,
+                                 "an array of %d bulk strings or nils" % len(keys))
 
     def set_many(self, mapping: Mapping[Any, Any], expire: float | None = None) -> bool:
         """Store every key/value of mapping for ``expire`` seconds; True when
@@ -341,6 +359,9 @@ class BaseCache:
                         return loads(raw)
                     except SerializationError as exc:
                         report(key, exc)  # a miss: recomputed and overwritten
+                    except TypeError as exc:  # not bytes: a wrong reply to GET?
+                        raise ReplyTypeError.after_decode_failed("GET", key, raw,
+                                                                 exc) from None
                 rv = f(*args, **kwargs)
                 if not bypass(rv):
                     client.execute_command(*set_command(key, dumps(rv), ex))
@@ -445,83 +466,124 @@ def _key_builder(cache: BaseCache, f: Callable[..., Any], key_prefix: str | None
 class Cache(BaseCache):
     """A cache on one Redis server.
 
-    :param host: server host name or address (str).
-    :param port: server TCP port (int).
-    :param db: database number (int).
-    :param password: password for AUTH (str or None).
-    :param socket_timeout: seconds to wait for a reply (float or None for
-        ever); past it TimeoutError is raised.
+    rc's positional parameters, in rc's order (the connection options
+    from the table :data:`pyredcache.client.OPTIONS`, as all below, shared
+    with :class:`~pyredcache.Client` and the URLs of :meth:`from_url`):
+
+{positional}
     :param namespace: prefix added to every key (str).
     :param serializer_cls: serializer class or instance; default
         NativeSerializer.
     :param default_expire: seconds a value lives when no expire is given
         (None: no expiry); default 259200 (three days).
-    :param redis_options: more connection options (dict): ``username``,
-        ``unix_socket_path`` (connect over a unix socket instead of TCP),
-        ``socket_connect_timeout`` (seconds), ``busy_poll`` (microseconds,
-        see :class:`~pyredcache.Client`), ``max_idle_connections``.
-        Unknown names raise TypeError.
+    :param redis_options: more connection options (dict), any of the
+        keyword-only ones below (rc passed this dict to redis-py).  Unknown
+        names raise TypeError, and so does a name also given, with another
+        value, as a keyword.
     :param bypass_values: results the decorator does not store.
 
+    Every other connection option is a keyword-only parameter:
+
+{options}
+
     Nothing connects until the first command.  An unreachable server then
-    raises ConnectionError (within ``socket_connect_timeout`` seconds when
-    set).
+    raises ConnectionError within ``socket_connect_timeout`` seconds, and
+    a server that accepts and never answers (or is stopped) TimeoutError
+    within ``socket_timeout`` seconds.
+
+    :attr:`client` is made by :meth:`get_client`, the extension point: a
+    subclass may override it to return another client.
     """
 
     def __init__(
         self,
-        host: str = "localhost",
-        port: int = 6379,
-        db: int = 0,
-        password: str | None = None,
-        socket_timeout: float | None = None,
+        host: str = OPTIONS["host"].default,
+        port: int = OPTIONS["port"].default,
+        db: int = OPTIONS["db"].default,
+        password: str | None = OPTIONS["password"].default,
+        socket_timeout: float | None = OPTIONS["socket_timeout"].default,
         namespace: str | None = None,
         serializer_cls: type[BaseSerializer] | None = None,
         default_expire: float | None = DEFAULT_EXPIRE,
         redis_options: Mapping[str, Any] | None = None,
         bypass_values: Iterable[Any] = (),
+        *,
+        unix_socket_path: str | None = OPTIONS["unix_socket_path"].default,
+        username: str | None = OPTIONS["username"].default,
+        socket_connect_timeout: float | None = OPTIONS["socket_connect_timeout"].default,
+        busy_poll: int | None = OPTIONS["busy_poll"].default,
+        max_idle_connections: int = OPTIONS["max_idle_connections"].default,
     ) -> None:
         super().__init__(namespace, serializer_cls, default_expire, bypass_values)
         options = dict(redis_options or {})
-        unknown = set(options) - _REDIS_OPTIONS
+        unknown = set(options) - set(_KEYWORD_OPTIONS)
         if unknown:
             raise TypeError(
                 "unknown redis_options: %s (known: %s)"
-                % (", ".join(sorted(unknown)), ", ".join(sorted(_REDIS_OPTIONS)))
+                % (", ".join(sorted(unknown)), ", ".join(sorted(_KEYWORD_OPTIONS)))
             )
+        keywords = dict(
+            unix_socket_path=unix_socket_path, username=username,
+            socket_connect_timeout=socket_connect_timeout, busy_poll=busy_poll,
+            max_idle_connections=max_idle_connections,
+        )
+        for name, value in keywords.items():
+            if name in options and value != OPTIONS[name].default \
+                    and options[name] != value:
+                raise TypeError("%s given twice, as a keyword (%r) and in redis_options "
+                                "(%r)" % (name, value, options[name]))
+            options.setdefault(name, value)
         self.host = host
         self.port = port
         self.db = db
         self.password = password
         self.socket_timeout = socket_timeout
+        #: The keyword-only connection options in effect (dict).
         self.redis_options = options
-        # Build the client now so bad options fail here, not on first use.
-        self.__dict__["client"] = Client(
-            host, port, db=db, password=password, socket_timeout=socket_timeout, **options
+        self._client_options: dict[str, Any] = dict(
+            host=host, port=port, db=db, password=password, socket_timeout=socket_timeout,
+            **options,
         )
+        # Build the client now so bad options fail here, not on first use
+        # (a subclass with its own get_client() gets its client from it).
+        client = Client(**self._client_options)
+        if type(self).get_client is Cache.get_client:
+            self.__dict__["client"] = client
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> "Cache":
         """Make a Cache from a URL: ``redis://[[user]:password@]host[:port][/db]``
-        or ``unix:///path/to/socket?db=N``.
+        or ``unix:///path/to/socket?db=N``, with any connection option in
+        the query string (``?socket_timeout=0.5&busy_poll=0``, see
+        :func:`~pyredcache.client.parse_url`).
 
-        Keyword arguments are Cache's own (namespace, serializer_cls, ...).
-        Raises ValueError for a malformed URL.
+        Keyword arguments are Cache's own (namespace, serializer_cls, a
+        connection option, ...) and override what the URL says, as do the
+        options of a ``redis_options`` dict.  Raises ValueError for a
+        malformed URL.
         """
         options = parse_url(url)
-        own = {k: options.pop(k) for k in ("host", "port", "db", "password", "socket_timeout")
-               if k in options}
-        redis_options = dict(kwargs.pop("redis_options", None) or {})
-        redis_options.update(options)
-        return cls(**own, redis_options=redis_options, **kwargs)
+        for name in kwargs.get("redis_options") or ():
+            options.pop(name, None)  # given explicitly: it wins over the URL
+        options.update(kwargs)
+        return cls(**options)
 
     def get_client(self) -> Client:
-        """Return the :class:`~pyredcache.client.Client` this cache uses."""
-        return self.client
+        """Return the :class:`~pyredcache.client.Client` this cache uses:
+        the one :attr:`client` holds, or, when it holds none (after ``del
+        cache.client``), a new one for this cache's server and options,
+        which :attr:`client` then keeps.  A subclass may override it to
+        give the cache another client."""
+        client = self.__dict__.get("client")
+        return Client(**self._client_options) if client is None else client
 
     def __repr__(self) -> str:
         return "<pyredcache.Cache %r namespace=%r>" % (self.client, self.namespace)
 
+
+Cache.__doc__ = (Cache.__doc__ or "").replace(
+    "{positional}\n", options_doc(_POSITIONAL_OPTIONS)).replace(
+    "{options}\n", options_doc(_KEYWORD_OPTIONS))
 
 
 class CacheCluster(BaseCache):
@@ -556,20 +618,26 @@ class CacheCluster(BaseCache):
     :param router_options: keyword arguments for ``router_cls`` (dict).
     :param pool_cls: per-server client class, :class:`~pyredcache.Client`
         or a subclass.
-    :param pool_options: per-server client options (dict):
-        ``socket_timeout``, ``socket_connect_timeout`` (seconds),
-        ``busy_poll`` (microseconds), ``username``, ``max_idle_connections``.
+    :param pool_options: per-server client options (dict): any
+        :class:`~pyredcache.Client` option (:data:`pyredcache.client.OPTIONS`)
+        but the address ones HostConfig gives: ``socket_timeout`` (seconds,
+        default ``poller_timeout``), ``socket_connect_timeout`` (seconds,
+        default 1.0), ``busy_poll`` (microseconds), ``username``,
+        ``max_idle_connections``.
     :param max_concurrency: servers in flight at once in a multi-key
         operation (int >= 1); default 64.
-    :param poller_timeout: seconds a multi-key operation waits for any
-        server to answer (float, or None for ever); default 1.0.  A server
-        silent that long fails with TimeoutError.
+    :param poller_timeout: seconds any wait for one server may last (float >
+        0), default 1.0; a server silent that long fails with TimeoutError.
+        It bounds every wait of a multi-key operation (the fan-out) and,
+        unless ``pool_options`` gives another ``socket_timeout``, of a
+        single-key one.  None waits for ever (not recommended).
     :param bypass_values: results the decorator does not store.
 
     A server that is down or times out raises
     :class:`~pyredcache.exceptions.ConnectionError` (TimeoutError is one)
     whose message names the host; the other servers' connections stay
-    usable.  Nothing connects until the first command.
+    usable.  Nothing connects until the first command; connecting to a
+    server is bounded by ``socket_connect_timeout``.
     """
 
     def __init__(
@@ -583,23 +651,37 @@ class CacheCluster(BaseCache):
         pool_cls: type[Client] | None = None,
         pool_options: Mapping[str, Any] | None = None,
         max_concurrency: int = 64,
-        poller_timeout: float | None = 1.0,
+        poller_timeout: float | None = DEFAULT_TIMEOUT,
         bypass_values: Iterable[Any] = (),
     ) -> None:
         super().__init__(namespace, serializer_cls, default_expire, bypass_values)
-        self.__dict__["client"] = ShardedClient(
+        # Built now so bad options fail here (see Cache.__init__).
+        client = ShardedClient(
             hosts, router_cls=router_cls, router_options=router_options, pool_cls=pool_cls,
             pool_options=pool_options, max_concurrency=max_concurrency,
             poller_timeout=poller_timeout,
         )
-        self.hosts = self.client.hosts
-        self.router = self.client.router
+        self._client_options: dict[str, Any] = dict(
+            hosts=client.hosts, router_cls=router_cls,
+            router_options=dict(router_options or {}), pool_cls=pool_cls,
+            pool_options=dict(pool_options or {}), max_concurrency=max_concurrency,
+            poller_timeout=poller_timeout,
+        )
+        if type(self).get_client is CacheCluster.get_client:
+            self.__dict__["client"] = client
+        self.hosts = client.hosts
+        self.router = client.router
         self.max_concurrency = max_concurrency
         self.poller_timeout = poller_timeout
 
     def get_client(self) -> ShardedClient:
-        """Return the :class:`~pyredcache.shards.ShardedClient` this cache uses."""
-        return self.client
+        """Return the :class:`~pyredcache.shards.ShardedClient` this cache
+        uses: the one :attr:`client` holds, or, when it holds none (after
+        ``del cache.client``), a new one over this cache's hosts and
+        options, which :attr:`client` then keeps.  A subclass may override
+        it to give the cache another client."""
+        client = self.__dict__.get("client")
+        return ShardedClient(**self._client_options) if client is None else client
 
     def __repr__(self) -> str:
         return "<pyredcache.CacheCluster %d hosts namespace=%r>" % (

@@ -8,31 +8,86 @@ connections (``pyredcache._core.Connection`` or its pure twin).
 from __future__ import annotations
 
 import collections
+import logging
 import math
-from typing import Any, Iterable, Sequence
+import textwrap
+import threading
+import weakref
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import _compat
+from .exceptions import ConnectionError
 
-__all__ = ["Client", "as_client", "fan_out", "parse_url"]
+__all__ = ["Client", "DEFAULT_TIMEOUT", "OPTIONS", "Option", "as_client", "fan_out",
+           "parse_url", "report_unreachable"]
 
-#: Options a :class:`Client` accepts besides host and port, with their types.
-CONNECTION_OPTIONS = (
-    "unix_socket_path",
-    "db",
-    "username",
-    "password",
-    "socket_timeout",
-    "socket_connect_timeout",
-    "busy_poll",
-)
+log = logging.getLogger("pyredcache")
 
-_URL_QUERY_OPTIONS = {
-    "db": int,
-    "socket_timeout": float,
-    "socket_connect_timeout": float,
-    "busy_poll": int,
+#: Seconds: the default ``socket_timeout`` and ``socket_connect_timeout`` of
+#: every connection pyredcache makes (a cache that hangs is worse than a
+#: miss).  ``None``, given explicitly, waits for ever.
+DEFAULT_TIMEOUT = 1.0
+
+
+class Option(NamedTuple):
+    """One connection option: its default, what it means, and how a URL's
+    query string gives it (a function of the query's text; None when the
+    query cannot carry it: the URL says it elsewhere, or not at all)."""
+
+    default: Any
+    doc: str
+    query: Callable[[str], Any] | None
+
+
+#: Every connection option, by name: the one table from which
+#: :func:`parse_url`'s query options, the keywords of :class:`Client` and
+#: :class:`~pyredcache.Cache`, ``Cache(redis_options=...)`` and
+#: ``CacheCluster(pool_options=...)`` are derived (and their docs).
+OPTIONS: dict[str, Option] = {
+    "host": Option("localhost", "server host name or address (str).", None),
+    "port": Option(6379, "server TCP port (int).", None),
+    "unix_socket_path": Option(
+        None, "connect over this unix socket instead of TCP (str); a ``unix://`` "
+        "URL's path.", None),
+    "db": Option(0, "database number (int >= 0), selected on connect.", int),
+    "username": Option(None, "ACL user name for AUTH (str; needs a password).", None),
+    "password": Option(None, "password for AUTH (str or None).", None),
+    "socket_timeout": Option(
+        DEFAULT_TIMEOUT,
+        "seconds each wait for a reply may last (float > 0), default 1.0; past "
+        "it :class:`~pyredcache.exceptions.TimeoutError` is raised and the "
+        "connection closed.  None waits for ever (not recommended: a server that "
+        "accepts and never answers, or is stopped, hangs the call).", float),
+    "socket_connect_timeout": Option(
+        DEFAULT_TIMEOUT,
+        "seconds a connect (TCP or unix socket) may last (float > 0), default "
+        "1.0; past it :class:`~pyredcache.exceptions.ConnectionError` is "
+        "raised.  None waits for ever, or for the OS's limit (not recommended).",
+        float),
+    "busy_poll": Option(
+        None, "microseconds (int, 0..1000000) a wait for a reply spins on the "
+        "socket before the thread sleeps; None: 50 on two CPUs or more, 0 "
+        "(never spin) on one.", int),
+    "max_idle_connections": Option(
+        64, "idle connections kept in the pool (int >= 1); the others are "
+        "closed when returned.", int),
 }
+
+
+def options_doc(names: Iterable[str], indent: str = "    ") -> str:
+    """The ``:param:`` lines documenting the given :data:`OPTIONS`, each
+    line starting with ``indent`` (for a docstring indented so)."""
+    lines = []
+    for name in names:
+        text = ":param %s: %s" % (name, OPTIONS[name].doc)
+        lines += textwrap.wrap(text, 76 - len(indent), initial_indent=indent,
+                               subsequent_indent=indent + "    ")
+    return "\n".join(lines) + "\n"
+
+
+#: The options a URL's query string may carry.
+_QUERY_OPTIONS = tuple(name for name, option in OPTIONS.items() if option.query is not None)
 
 
 def parse_url(url: str) -> dict[str, Any]:
@@ -43,10 +98,14 @@ def parse_url(url: str) -> dict[str, Any]:
     * ``redis://[[user]:password@]host[:port][/db]``
     * ``unix:///path/to/socket[?db=N]``
 
-    Both may carry ``?db=N``, ``socket_timeout=S``,
-    ``socket_connect_timeout=S`` (seconds) and ``busy_poll=US``
-    (microseconds) in the query string.  User name
-    and password are percent-decoded.
+    Both may carry, in the query string, every option of :data:`OPTIONS`
+    that a URL does not say elsewhere: ``db=N``, ``socket_timeout=S`` and
+    ``socket_connect_timeout=S`` (seconds, float), ``busy_poll=US``
+    (microseconds) and ``max_idle_connections=N``; the same names are
+    keywords of :class:`Client` and :class:`~pyredcache.Cache`.  Options the
+    URL does not give are left out of the result (so the keywords' defaults
+    apply: 1.0 s for both timeouts).  User name and password are
+    percent-decoded.
 
     Raises :class:`ValueError` naming the problem for anything else: an
     unknown scheme (``rediss://``: TLS is not supported by the C core yet),
@@ -101,9 +160,11 @@ def parse_url(url: str) -> dict[str, Any]:
     except ValueError:
         raise ValueError("malformed Redis URL %r: bad query string" % url) from None
     for name, values in query.items():
-        conv = _URL_QUERY_OPTIONS.get(name)
+        option = OPTIONS.get(name)
+        conv = None if option is None else option.query
         if conv is None:
-            raise ValueError("malformed Redis URL %r: unknown option %r" % (url, name))
+            raise ValueError("malformed Redis URL %r: unknown option %r (the query may "
+                             "carry %s)" % (url, name, ", ".join(_QUERY_OPTIONS)))
         try:
             value = conv(values[-1])
         except ValueError:
@@ -122,13 +183,17 @@ class Client:
     """A client for one Redis server.
 
     ``Client(host='localhost', port=6379, *, unix_socket_path=None, db=0,
-    username=None, password=None, socket_timeout=None,
-    socket_connect_timeout=None, busy_poll=None, max_idle_connections=64)``
+    username=None, password=None, socket_timeout=1.0,
+    socket_connect_timeout=1.0, busy_poll=None, max_idle_connections=64)``
 
     Commands go through a pool of core connections: each call takes one
     (or opens one), uses it, and puts it back, so a client is safe to share
     between threads.  At most ``max_idle_connections`` idle connections are
-    kept; the others are closed when returned.  Timeouts are in seconds.
+    kept; the others are closed when returned.
+
+    No call waits for ever by default: each wait for a reply is bounded by
+    ``socket_timeout`` and each connect by ``socket_connect_timeout``, 1.0
+    second each unless given (``None``, given explicitly, waits for ever).
 
     ``busy_poll`` is how many microseconds (int, 0..1000000) a wait for a
     reply spins on the socket before the thread sleeps.  Waking a sleeping
@@ -140,25 +205,34 @@ class Client:
     empty (a distant server, blocking commands) stops spinning for its
     next 64 waits, then tries once more.  ``0`` turns it off.
 
+    The options (the table :data:`OPTIONS`, shared with :func:`parse_url`
+    and :class:`~pyredcache.Cache`); a URL (:meth:`from_url`) gives host,
+    port, user name, password, db or socket path in its address and the
+    others in its query string:
+
+{options}
+
     Errors: :class:`~pyredcache.exceptions.ConnectionError` when the server
-    cannot be reached, :class:`~pyredcache.exceptions.TimeoutError` when a
+    cannot be reached (within ``socket_connect_timeout``),
+    :class:`~pyredcache.exceptions.TimeoutError` (a ConnectionError) when a
     reply takes longer than ``socket_timeout`` seconds,
-    :class:`~pyredcache.exceptions.ResponseError` for an error reply.
+    :class:`~pyredcache.exceptions.ResponseError` for an error reply;
+    TypeError/ValueError, at construction, for a bad option.
     """
 
     def __init__(
         self,
-        host: str = "localhost",
-        port: int = 6379,
+        host: str = OPTIONS["host"].default,
+        port: int = OPTIONS["port"].default,
         *,
-        unix_socket_path: str | None = None,
-        db: int = 0,
-        username: str | None = None,
-        password: str | None = None,
-        socket_timeout: float | None = None,
-        socket_connect_timeout: float | None = None,
-        busy_poll: int | None = None,
-        max_idle_connections: int = 64,
+        unix_socket_path: str | None = OPTIONS["unix_socket_path"].default,
+        db: int = OPTIONS["db"].default,
+        username: str | None = OPTIONS["username"].default,
+        password: str | None = OPTIONS["password"].default,
+        socket_timeout: float | None = OPTIONS["socket_timeout"].default,
+        socket_connect_timeout: float | None = OPTIONS["socket_connect_timeout"].default,
+        busy_poll: int | None = OPTIONS["busy_poll"].default,
+        max_idle_connections: int = OPTIONS["max_idle_connections"].default,
     ) -> None:
         if type(max_idle_connections) is not int or max_idle_connections < 1:
             raise ValueError("max_idle_connections must be an int >= 1")
@@ -179,6 +253,12 @@ class Client:
         first = self._connection_class(**self.connection_kwargs)
         self._pool: collections.deque = collections.deque([first], maxlen=max_idle_connections)
 
+    @property
+    def address(self) -> str:
+        """Where the server is: ``"host:port"`` or the unix socket's path."""
+        kw = self.connection_kwargs
+        return kw["unix_socket_path"] or "%s:%s" % (kw["host"], kw["port"])
+
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> "Client":
         """Build a client from a URL (see :func:`parse_url`); keyword
@@ -188,9 +268,7 @@ class Client:
         return cls(**options)
 
     def __repr__(self) -> str:
-        kw = self.connection_kwargs
-        where = kw["unix_socket_path"] or "%s:%s" % (kw["host"], kw["port"])
-        return "<pyredcache.Client %s db=%d>" % (where, kw["db"])
+        return "<pyredcache.Client %s db=%d>" % (self.address, self.connection_kwargs["db"])
 
     # -- the pool ----------------------------------------------------------------
 
@@ -290,6 +368,9 @@ class Client:
         return self.execute_command("FLUSHDB") == b"OK"
 
 
+Client.__doc__ = (Client.__doc__ or "").replace("{options}\n", options_doc(OPTIONS))
+
+
 def set_command(key: Any, value: Any, ex: float | None) -> tuple:
     """The SET command storing value at key, expiring after ``ex`` seconds
     (None: never).  Raises ValueError for an expiry that is not positive."""
@@ -321,7 +402,9 @@ def as_client(obj: Any, key: Any = None) -> "Client":
       client of the server that key routes to;
     * a redis-py client (``redis.Redis``/``StrictRedis``) connecting over
       TCP or a unix socket: a Client with the same host or socket path,
-      port, db, username, password and timeouts (its pool is not shared).
+      port, db, username, password and timeouts (its pool is not shared);
+      a timeout the redis-py client leaves at None (redis-py's default)
+      gets pyredcache's, 1.0 second.
 
     Raises TypeError for anything else (a TLS redis-py client included:
     the C core does not speak TLS yet), and ValueError for a malformed URL.
@@ -367,7 +450,9 @@ def fan_out(jobs: Sequence[tuple["Client", Sequence[Sequence[Any]]]],
     in flight at once (the core's ``multi_pipeline``).
 
     ``jobs``: ``(client, commands)`` pairs.  ``timeout``: seconds any one
-    wait for a server may last (None: for ever).  Returns one item per job,
+    wait for a server may last (float > 0; None: for ever, not
+    recommended); connecting is bounded by each client's
+    ``socket_connect_timeout``.  Returns one item per job,
     in order: the list of its replies (error replies as ResponseError
     instances in their slots), or the ConnectionError / TimeoutError
     instance of a server that failed.  Each connection comes from its
@@ -384,3 +469,40 @@ def fan_out(jobs: Sequence[tuple["Client", Sequence[Sequence[Any]]]],
     finally:
         for conn, (client, _) in zip(conns, jobs):
             client._release(conn)
+
+
+# Servers a warning of report_unreachable() named, until one of their
+# replies comes back (the end of the episode).  Weak: a client that is gone
+# is forgotten.
+_unreachable: "weakref.WeakSet[Client]" = weakref.WeakSet()
+_unreachable_lock = threading.Lock()
+
+
+def report_unreachable(what: str, clients: Sequence["Client"], results: Sequence[Any]) -> None:
+    """Log one warning (logger ``"pyredcache"``) naming the servers of a
+    quorum (Redlock, NextId) that could not be reached.
+
+    ``what`` names the caller (e.g. ``"Redlock 'redlock:printer'"``);
+    ``results`` has one item per client, as a fan-out returns them: a
+    :class:`~pyredcache.exceptions.ConnectionError` instance
+    (TimeoutError, ProtocolError) marks a server that could not be reached
+    or did not answer in time.  One warning per episode: while the same
+    servers stay unreachable, retries log nothing more; a server that
+    answers again ends its episode, and a server newly unreachable starts
+    one (the warning then names all that are unreachable).
+    """
+    failed = [(c, r) for c, r in zip(clients, results) if isinstance(r, ConnectionError)]
+    if not failed and not _unreachable:
+        return  # the common case: everyone answered, nothing was reported
+    with _unreachable_lock:
+        for client, result in zip(clients, results):
+            if not isinstance(result, ConnectionError):
+                _unreachable.discard(client)
+        if all(client in _unreachable for client, _ in failed):
+            return
+        _unreachable.update(client for client, _ in failed)
+    log.warning(
+        "pyredcache: %s: %d of %d servers cannot be reached: %s",
+        what, len(failed), len(clients),
+        "; ".join("%s (%s: %s)" % (c.address, type(r).__name__, r) for c, r in failed),
+    )

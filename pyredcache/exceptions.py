@@ -12,6 +12,7 @@ __all__ = [
     "ConnectionError",
     "TimeoutError",
     "ProtocolError",
+    "ReplyTypeError",
     "ResponseError",
     "SerializationError",
     "InvalidSignature",
@@ -36,15 +37,17 @@ class ConnectionError(PyRedCacheError):  # noqa: A001 - the name Redis users kno
     """The server could not be reached, refused the connection, or dropped it.
 
     Raised when connecting fails (refused, unreachable, or no answer within
-    ``socket_connect_timeout`` seconds) and when an established socket breaks
-    while a command is in flight.  The connection is closed; the next command
-    on it connects again.
+    ``socket_connect_timeout`` seconds, 1.0 by default) and when an
+    established socket breaks while a command is in flight.  The
+    connection is closed; the next command on it connects again.
     """
 
 
 class TimeoutError(ConnectionError):  # noqa: A001
     """No reply arrived within ``socket_timeout`` seconds (or, in a fan-out
-    over several servers, within ``poller_timeout`` seconds).
+    over several servers, within ``poller_timeout`` seconds); both are 1.0
+    by default, so a server that is stopped, or accepts and never answers,
+    raises this instead of hanging the call.
 
     The connection is closed, since the late reply would otherwise be read
     as the answer to the next command.  It is a :class:`ConnectionError`:
@@ -54,7 +57,56 @@ class TimeoutError(ConnectionError):  # noqa: A001
 
 
 class ProtocolError(ConnectionError):
-    """The server sent bytes that are not valid RESP; the connection is closed."""
+    """The server sent bytes that are not valid RESP; the connection is
+    closed.  (Its subclass :class:`ReplyTypeError`: valid RESP, but not a
+    reply the command can have.)"""
+
+
+#: How ReplyTypeError names the type of a reply.
+_REPLY_KINDS = {int: "an integer", list: "an array", bytes: "a bulk string",
+                type(None): "nil", str: "a str"}
+
+
+class ReplyTypeError(ProtocolError):
+    """The server (or a proxy in front of it) answered a command with a
+    reply of a type the command never has: an integer or an array where
+    GET returns a bulk string or nil, something else than an array of
+    them (of the right length) for MGET.
+
+    The message names the command, the key (the first, for MGET) and the
+    type received; ``command``, ``key`` and ``received`` (the type's name)
+    hold them.  It is a :class:`ProtocolError`, so a
+    :class:`ConnectionError`: the server cannot be used as a cache, and
+    ``except ConnectionError`` treats it as one that is down.  The reply
+    was well-formed RESP, so the connection is kept.  A subclass rather
+    than ProtocolError itself because it is raised after the reply was
+    read (by the cache, checking only when decoding failed, which costs
+    nothing on a hit) and carries these attributes.
+    """
+
+    def __init__(self, command: str, key: object, reply: object,
+                 expected: str = "a bulk string or nil") -> None:
+        self.command = command
+        self.key = key
+        self.received = type(reply).__name__
+        kind = _REPLY_KINDS.get(type(reply), "a %s" % self.received)
+        if type(reply) is list:
+            kind += " of length %d" % len(reply)  # type: ignore[arg-type]
+        super().__init__("%s %r: the server answered with %s (%s), not %s"
+                         % (command, key, kind, self.received, expected))
+
+    @classmethod
+    def after_decode_failed(cls, command: str, key: object, reply: object,
+                            exc: BaseException) -> BaseException:
+        """What to raise when decoding ``reply`` raised ``exc`` (a
+        TypeError): this error when the reply is not bytes; an error reply
+        (a ResponseError in a pipeline's slot) itself; else ``exc``, the
+        serializer's own error about real bytes."""
+        if type(reply) is bytes:
+            return exc
+        if isinstance(reply, BaseException):
+            return reply
+        return cls(command, key, reply)
 
 
 class ResponseError(PyRedCacheError):

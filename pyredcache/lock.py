@@ -27,7 +27,7 @@ import secrets
 import time
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
-from .client import Client, as_client
+from .client import Client, as_client, report_unreachable
 from .exceptions import (
     ExtendUnlockedLock,
     LockTimeout,
@@ -134,7 +134,11 @@ class Redlock:
     answer, so a dead or frozen master costs little of the lock's validity.
     Opening a connection is bounded by the client's own
     ``socket_connect_timeout`` (and, when it sends AUTH or SELECT, its
-    ``socket_timeout``): give clients of remote masters both.
+    ``socket_timeout``), 1.0 second each by default.  Masters that cannot
+    be reached (refused, silent, timed out) are named in one warning of
+    the ``"pyredcache"`` logger per episode, not one per retry (see
+    :func:`~pyredcache.client.report_unreachable`): a blocking
+    :meth:`acquire` keeps retrying meanwhile.
     Algorithm: the distributed-locks page of the Redis docs.
 
     :attr:`fencing_token` numbers acquisitions: each successful acquisition
@@ -303,6 +307,7 @@ return false
         finally:
             for client, conn in zip(self.masters, conns):
                 client._release(conn)
+        report_unreachable("Redlock %r" % self.key, self.masters, replies)
         return votes, validity, replies
 
     def _raise_if_masters_down(self, replies: list, what: str) -> None:
@@ -582,7 +587,9 @@ return 0
 
         Raises :class:`~pyredcache.exceptions.LockTimeout` when another
         holder kept it that long, and ConnectionError / TimeoutError when
-        the server cannot be used."""
+        the server cannot be used (each wait bounded by the client's
+        ``socket_timeout`` and ``socket_connect_timeout``, 1.0 second each
+        by default)."""
         value = secrets.token_hex(16)
         deadline = time.monotonic() + self.timeout
         while True:

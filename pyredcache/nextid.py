@@ -35,7 +35,7 @@ import time
 import weakref
 from typing import Any, Iterable, Iterator
 
-from .client import Client, as_client, fan_out
+from .client import Client, as_client, fan_out, report_unreachable
 from .exceptions import QuorumNotAchieved
 from .scripts import Script
 
@@ -98,7 +98,10 @@ class NextId:
         master's reply may last during a fan-out; a silent master costs at
         most about that per round trip and counts as failed (its connection
         is closed and reopened on next use).  Connecting to a master is
-        bounded by its client's ``socket_connect_timeout``.
+        bounded by its client's ``socket_connect_timeout`` (1.0 second by
+        default).  Masters that cannot be reached are named in one warning
+        of the ``"pyredcache"`` logger per episode, not one per try (see
+        :func:`~pyredcache.client.report_unreachable`).
     :param retry_delay: seconds (``float >= 0``, default 0.005).  Before
         try ``k`` (``k >= 2``) :meth:`__next__` sleeps a random time in
         ``[0, retry_delay * 2**(k-2))`` (the doubling stops at 32 times
@@ -259,6 +262,7 @@ return 0
         key), or None with the errors when fewer than a quorum answered."""
         command = [("GET", self.key)]
         replies = fan_out([(m, command) for m in self.masters], self.timeout)
+        report_unreachable("NextId %r" % self.key, self.masters, replies)
         values: list[int] = []
         errors: list[BaseException] = []
         for reply in replies:
@@ -286,6 +290,7 @@ return 0
         errors: list[BaseException] = []
         replies = self.SET_IF_GREATER.run_on(self.masters, [self.key], [candidate],
                                              self.timeout)
+        report_unreachable("NextId %r" % self.key, self.masters, replies)
         taken = 0
         for reply in replies:
             if isinstance(reply, BaseException):
@@ -310,6 +315,7 @@ return 0
         with self._mutex:
             command = [("DEL", self.key)]
             replies = fan_out([(m, command) for m in self.masters], self.timeout)
+            report_unreachable("NextId %r" % self.key, self.masters, replies)
             errors = [r if isinstance(r, BaseException) else r[0] for r in replies]
             errors = [e for e in errors if isinstance(e, BaseException)]
             if len(self.masters) - len(errors) < self._quorum:

@@ -17,17 +17,16 @@ from __future__ import annotations
 from typing import Any, Hashable, Iterator, Mapping, Sequence
 
 from . import _compat
-from .client import Client, fan_out, set_command
-from .exceptions import ConnectionError, ResponseError
+from .client import DEFAULT_TIMEOUT, OPTIONS, Client, fan_out, set_command
+from .exceptions import ConnectionError, ReplyTypeError, ResponseError
 from .routers import BaseRedisRouter, RedisCRC32HashRouter
 
 __all__ = ["HostConfig", "ShardedClient"]
 
-# Options pool_options may carry: what Client takes besides the address.
-_POOL_OPTIONS = frozenset(
-    {"socket_timeout", "socket_connect_timeout", "busy_poll", "username",
-     "max_idle_connections"}
-)
+# Options pool_options may carry: every Client option but the address ones
+# that a HostConfig gives.
+_HOST_OPTIONS = ("host", "port", "unix_socket_path", "db", "password")
+_POOL_OPTIONS = tuple(name for name in OPTIONS if name not in _HOST_OPTIONS)
 
 
 class HostConfig:
@@ -124,14 +123,25 @@ class ShardedClient:
     :param router_options: keyword arguments for ``router_cls`` (dict).
     :param pool_cls: the per-server client class, a subclass of
         :class:`~pyredcache.client.Client` (default Client).
-    :param pool_options: keyword arguments for every per-server client:
-        ``socket_timeout`` and ``socket_connect_timeout`` (seconds),
-        ``busy_poll`` (microseconds), ``username``, ``max_idle_connections``.
+    :param pool_options: keyword arguments for every per-server client,
+        any :class:`~pyredcache.client.Client` option
+        (:data:`~pyredcache.client.OPTIONS`) but the address ones a
+        HostConfig gives: ``socket_timeout`` (seconds, default
+        ``poller_timeout``), ``socket_connect_timeout`` (seconds, default
+        1.0), ``busy_poll`` (microseconds), ``username``,
+        ``max_idle_connections``.
     :param max_concurrency: how many servers a multi-key command has in
         flight at once (int >= 1).
-    :param poller_timeout: seconds a multi-key command waits for any
-        server to make progress (float, or None for ever); a server silent
-        that long fails with TimeoutError.
+    :param poller_timeout: seconds any wait for one server may last (float
+        > 0), default 1.0; a server silent that long fails with
+        TimeoutError.  It bounds each wait of a multi-key command (the
+        fan-out, all servers at once), and is the per-server clients'
+        ``socket_timeout`` (each wait for a reply of a single-key command)
+        unless ``pool_options`` gives one: a command on one key goes
+        straight to its server's client, not through the fan-out, so that
+        it costs no more than on one server.  None waits for ever (not
+        recommended).  Connecting is bounded by ``socket_connect_timeout``
+        either way.
 
     Errors: a server that is down, drops the connection or times out
     raises :class:`~pyredcache.exceptions.ConnectionError` (TimeoutError is
@@ -148,7 +158,7 @@ class ShardedClient:
         pool_cls: type[Client] | None = None,
         pool_options: Mapping[str, Any] | None = None,
         max_concurrency: int = 64,
-        poller_timeout: float | None = 1.0,
+        poller_timeout: float | None = DEFAULT_TIMEOUT,
     ) -> None:
         self.hosts = _host_configs(hosts)
         if router_cls is None:
@@ -162,7 +172,7 @@ class ShardedClient:
             raise TypeError("pool_cls must be pyredcache.Client or a subclass, not %r"
                             % (pool_cls,))
         options = dict(pool_options or {})
-        unknown = set(options) - _POOL_OPTIONS
+        unknown = set(options) - set(_POOL_OPTIONS)
         if unknown:
             raise TypeError("unknown pool_options: %s (known: %s)"
                             % (", ".join(sorted(unknown)), ", ".join(sorted(_POOL_OPTIONS))))
@@ -176,6 +186,8 @@ class ShardedClient:
         self.max_concurrency = max_concurrency
         self.poller_timeout = poller_timeout
         self.router = router_cls(self.hosts, **dict(router_options or {}))
+        # one bound for every wait on a server, single-key or fan-out
+        options.setdefault("socket_timeout", poller_timeout)
         self.clients: dict[Hashable, Client] = {
             name: pool_cls(
                 cfg.host, cfg.port, unix_socket_path=cfg.unix_socket_path, db=cfg.db,
@@ -265,10 +277,15 @@ class ShardedClient:
         groups = self.router.partition(keys)
         replies = self._fan_out({name: [("MGET", *ks)] for name, (_, ks) in groups.items()})
         out: list = [None] * len(keys)
-        for name, (positions, _) in groups.items():
+        for name, (positions, ks) in groups.items():
             values = replies[name][0]
-            if isinstance(values, ResponseError):
-                raise values
+            if type(values) is not list or len(values) != len(positions):  # once a host
+                if isinstance(values, ResponseError):
+                    raise values
+                exc = ReplyTypeError("MGET", ks[0], values,
+                                     "an array of %d bulk strings or nils" % len(ks))
+                exc.args = ("cache host %r: %s" % (name, exc),)
+                raise exc
             for i, value in zip(positions, values):
                 out[i] = value
         return out

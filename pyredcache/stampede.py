@@ -37,7 +37,7 @@ import time
 from typing import Any, Callable
 
 from .client import Client, set_command
-from .exceptions import SerializationError
+from .exceptions import ReplyTypeError, SerializationError
 from .scripts import Script
 
 __all__ = ["ENVELOPE", "Guard"]
@@ -168,6 +168,8 @@ return 0
                     value, fresh = self.decode(raw)
                 except SerializationError:
                     pass
+                except TypeError as exc:  # not bytes: a wrong reply to GET?
+                    raise ReplyTypeError.after_decode_failed("GET", key, raw, exc) from None
                 else:
                     if fresh:
                         return value
@@ -185,6 +187,8 @@ return 0
                 value, fresh = self.decode(raw)
             except SerializationError as exc:
                 self.report(key, exc)  # a miss: recomputed and overwritten
+            except TypeError as exc:  # not bytes: a wrong reply to GET?
+                raise ReplyTypeError.after_decode_failed("GET", key, raw, exc) from None
             else:
                 if fresh:
                     return value
@@ -218,6 +222,8 @@ return 0
                     return self.decode(raw)[0]
                 except SerializationError as exc:
                     self.report(key, exc)
+                except TypeError as exc:  # not bytes: a wrong reply to GET?
+                    raise ReplyTypeError.after_decode_failed("GET", key, raw, exc) from None
             if not locked:
                 token = self._try_lock(lock_key)
                 if token is not None:

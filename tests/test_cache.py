@@ -779,3 +779,111 @@ def test_null_cache():
     assert c.get("k") is None
     assert c.get_many("a", "b") == [None, None]
     assert c.delete("k") is True
+
+
+# -- the client property (issue 11) ------------------------------------------------------
+
+
+def test_del_client_gives_the_client_again(impl, redis_server, redis_url, shards):
+    from pyredcache import CacheCluster, Client, ShardedClient
+
+    c = Cache(redis_server.host, redis_server.port)
+    c.set("k", 1)
+    del c.client  # no RecursionError: a new client, kept from now on
+    assert isinstance(c.client, Client) and c.client is c.get_client()
+    assert c.get("k") == 1
+    cluster = CacheCluster({i: {"host": s.host, "port": s.port} for i, s in enumerate(shards)})
+    cluster.set("k", 2)
+    del cluster.client
+    assert isinstance(cluster.client, ShardedClient) and cluster.client is cluster.get_client()
+    assert cluster.get("k") == 2
+
+
+def test_a_subclass_overriding_get_client_is_used(impl, redis_server, redis_url):
+    from pyredcache import Client
+
+    made = []
+
+    class OnDb2(Cache):  # rc's extension point: override get_client() only
+        def get_client(self):
+            made.append(1)
+            return Client(redis_server.host, redis_server.port, db=2)
+
+    c = OnDb2(redis_server.host, redis_server.port)
+
+    @c.cache(key_prefix="f")
+    def f(x):
+        return x
+
+    assert c.set("k", 1) and f(5) == 5
+    assert redis_server.client(db=2).get("k") == b"\x01"  # the subclass's client
+    assert redis_server.client(db=0).get("k") is None
+    assert made == [1]  # made once, by the client property
+    del c.client
+    assert c.get("k") == 1 and made == [1, 1]
+
+
+# -- a reply of the wrong type for GET / MGET (issue 11) ------------------------------------
+
+WRONG_REPLIES = {
+    "integer": (b":1\r\n", "int"),
+    "array": (b"*1\r\n$1\r\nx\r\n", "list"),          # for MGET of 2 keys: too short
+    "array of integers": (b"*2\r\n:1\r\n$-1\r\n", None),  # GET: list; MGET: int item
+}
+
+
+@pytest.mark.parametrize("op", ["get", "decorator", "lock", "get_many", "batch", "cluster"])
+@pytest.mark.parametrize("reply", list(WRONG_REPLIES))
+def test_wrong_reply_type_names_the_command(impl, op, reply):
+    from fakeserver import FakeServer
+
+    from pyredcache import CacheCluster
+    from pyredcache.exceptions import ProtocolError, ReplyTypeError
+
+    payload, received = WRONG_REPLIES[reply]
+    fake = FakeServer(payload)
+    try:
+        cache = Cache("127.0.0.1", fake.port)
+        calls = []
+
+        @cache.cache(key_prefix="f", lock=(op == "lock"))
+        def f(x):
+            calls.append(x)
+            return x
+
+        command = "GET" if op in ("get", "decorator", "lock") else "MGET"
+        with pytest.raises(ReplyTypeError) as info:
+            if op == "get":
+                cache.get("k")
+            elif op in ("decorator", "lock"):
+                f(1)
+            elif op == "get_many":
+                cache.get_many("k", "other")
+            elif op == "batch":
+                with cache.batch_mode():
+                    f(1), f(2)
+            else:
+                CacheCluster({"h": {"host": "127.0.0.1", "port": fake.port}}).get_many(
+                    "k", "other")
+    finally:
+        fake.close()
+    exc = info.value
+    if received is None:
+        received = "list" if command == "GET" else "int"
+    assert isinstance(exc, ProtocolError) and isinstance(exc, ConnectionError)
+    assert (exc.command, exc.received) == (command, received)
+    assert str(exc).startswith(("%s " % command, "cache host 'h': %s " % command))
+    assert "(%s)" % received in str(exc)
+    assert (exc.key in ("k", b"k")) if op in ("get", "get_many", "cluster") else exc.key
+    assert calls == []  # nothing was computed from a reply that made no sense
+
+
+def test_a_serializers_own_type_error_is_not_masked(impl, redis_server, redis_url):
+    class Picky(JSONSerializer):
+        def loads(self, data):
+            raise TypeError("picky")
+
+    c = Cache(redis_server.host, redis_server.port, serializer_cls=Picky)
+    c.set("k", 1)
+    with pytest.raises(TypeError, match="picky"):
+        c.get("k")

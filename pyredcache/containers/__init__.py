@@ -8,7 +8,10 @@ switch by changing an import and both libraries share the data.
   :class:`RedisDeque` (a Redis list).
 * They talk to Redis through :func:`pyredcache.adapters.command_client`:
   our C client whenever the given client allows it, a redis-py adapter
-  otherwise.
+  otherwise.  Each wait is then bounded by that client's timeouts (1.0
+  second each by default for a URL or a :class:`~pyredcache.Client`): a
+  server that never answers raises
+  :class:`~pyredcache.exceptions.TimeoutError` instead of hanging.
 * One round trip per operation where Redis allows; operations that read
   the whole container warn with
   :class:`~pyredcache.exceptions.InefficientAccessWarning`.
