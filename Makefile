@@ -4,11 +4,23 @@
 #   make test    install what is missing, build, run the test suite (C core and
 #                pure-Python twin in one run)
 #
+# With CI=true in the environment (CI sets it; .ci/run is CI's entry point),
+# `make test` runs the CI stages instead, in turn, each timed (.ci/stages):
+#   test-editable   the suite on the in-place build, as without CI=true
+#   test-installed  sdist -> wheel built from it -> fresh virtualenv; the
+#                   suite from outside the checkout against that install
+#   test-sanitize   the core tests under ASan+UBSan on a PYREDCACHE_SANITIZE=1
+#                   build made out of tree
+#   coverage        C (gcov) and Python (coverage.py) line coverage per file,
+#                   from the suite on a PYREDCACHE_COVERAGE=1 out-of-tree build
+# Each is also a target of its own.  Out-of-tree builds live in temporary
+# directories; the in-place extension is never replaced by them.
+#
 # Variables: PYTHON (the interpreter for .venv, default python3), and
 # PYTEST_ARGS, DEMO_ARGS, BENCH_ARGS (extra arguments for those commands).
 # Environment switches honoured by the build: PYREDCACHE_NO_EXTENSIONS,
-# PYREDCACHE_DEBUG_BUILD, PYREDCACHE_SANITIZE, PYREDCACHE_WERROR (see
-# setup.py).  GNU make only.
+# PYREDCACHE_REQUIRE_EXTENSIONS, PYREDCACHE_DEBUG_BUILD, PYREDCACHE_COVERAGE,
+# PYREDCACHE_SANITIZE, PYREDCACHE_WERROR (see setup.py).  GNU make only.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -31,7 +43,8 @@ C_SOURCES := $(wildcard csrc/*.c csrc/*.h)
 # it must compile again, with -Werror; removing a C file must relink.
 BUILD_CONFIG := python=$(PYTHON) no_extensions=$(PYREDCACHE_NO_EXTENSIONS) \
 	debug=$(PYREDCACHE_DEBUG_BUILD) sanitize=$(PYREDCACHE_SANITIZE) \
-	werror=$(PYREDCACHE_WERROR) sources=$(sort $(C_SOURCES))
+	coverage=$(PYREDCACHE_COVERAGE) werror=$(PYREDCACHE_WERROR) \
+	sources=$(sort $(C_SOURCES))
 
 # The extension was deleted behind make's back (e.g. by hand): build again.
 BUILD_FORCE :=
@@ -41,7 +54,12 @@ BUILD_FORCE := FORCE
 endif
 endif
 
-.PHONY: help deps venv build demo test bench fuzz docs clean distclean FORCE
+# CI=true (or 1, yes): `make test` runs the CI stages.
+CI_MODE := $(filter true 1 yes,$(shell echo '$(CI)' | tr A-Z a-z))
+CI_STAGES := test-editable test-installed test-sanitize coverage
+
+.PHONY: help deps venv build demo test test-editable test-installed test-sanitize \
+	coverage bench fuzz docs clean distclean FORCE
 
 help:
 	@echo "make deps       install missing system packages ($(APT_PACKAGES))"
@@ -49,6 +67,10 @@ help:
 	@echo "make build      compile the C core in place (when csrc/*, setup.py or build switches changed)"
 	@echo "make demo       deps + venv + build, then: $(VPY) -m pyredcache demo"
 	@echo "make test       deps + venv + build, then: $(VPY) -m pytest"
+	@echo "                (with CI=true: the CI stages $(CI_STAGES))"
+	@echo "make test-installed  the suite against a wheel built from the sdist, in a fresh venv"
+	@echo "make test-sanitize   the core tests under ASan+UBSan (out-of-tree build)"
+	@echo "make coverage   C (gcov) and Python (coverage.py) line coverage per file"
 	@echo "make bench      run bench/run.py, bench/codec.py, bench/cluster.py, bench/locks.py and bench/containers.py"
 	@echo "make fuzz       run fuzz/run.sh"
 	@echo "make docs       build the Sphinx docs into docs/_build/html"
@@ -95,8 +117,10 @@ $(VENV)/.build-config: FORCE | $(VPY)
 
 build: $(VENV)/.stamp-build
 
+# In place, the C core is required: a build that cannot compile it fails
+# here rather than leaving the tests to find no extension.
 $(VENV)/.stamp-build: $(C_SOURCES) setup.py pyproject.toml $(VENV)/.build-config $(VENV)/.stamp-install $(BUILD_FORCE)
-	$(VPY) setup.py --quiet build_ext --inplace --force
+	PYREDCACHE_REQUIRE_EXTENSIONS=1 $(VPY) setup.py --quiet build_ext --inplace --force
 	touch $@
 
 demo: deps build
@@ -104,8 +128,30 @@ demo: deps build
 
 # pytest exits 5 when it collected no tests; like any non-zero status, that
 # fails the target.
-test: deps build
+ifneq ($(CI_MODE),)
+test: deps build $(VENV)/.stamp-ci
+	@bash .ci/stages $(CI_STAGES)
+else
+test: test-editable
+endif
+
+test-editable: deps build
 	$(VPY) -m pytest $(PYTEST_ARGS)
+
+# What the CI stages need in .venv besides the test extra: build, twine,
+# coverage (the `ci` extra).
+$(VENV)/.stamp-ci: pyproject.toml setup.py $(VENV)/.stamp-install
+	PYREDCACHE_NO_EXTENSIONS=1 $(VPY) -m pip install --quiet -e '.[test,ci]'
+	touch $@
+
+test-installed: deps $(VENV)/.stamp-ci
+	PYTHON='$(PYTHON)' VPY='$(VPY)' bash .ci/installed $(PYTEST_ARGS)
+
+test-sanitize: deps $(VENV)/.stamp-install
+	VPY='$(VPY)' bash .ci/sanitize $(PYTEST_ARGS)
+
+coverage: deps $(VENV)/.stamp-ci
+	VPY='$(VPY)' bash .ci/coverage $(PYTEST_ARGS)
 
 $(VENV)/.stamp-bench: pyproject.toml setup.py $(VENV)/.stamp-install
 	PYREDCACHE_NO_EXTENSIONS=1 $(VPY) -m pip install --quiet -e '.[test,bench]'

@@ -7,7 +7,13 @@ Commands:
     ``@cache.cache()`` and report misses, hits, timings and stored keys; see
     :mod:`pyredcache._demo`.
 ``info``
-    print pyredcache's version and which core is in use (``c`` or ``python``).
+    print pyredcache's version, which core is in use (``c`` or ``python``)
+    and, for the pure-Python twin, why: the C core was not built when this
+    copy was installed (and what was missing), it failed to import, or
+    ``PYREDCACHE_NO_EXTENSIONS`` is set.
+
+``python -m pyredcache --version`` prints the version; without a command,
+the help.  Exit status 0, or 1 when a command fails, 2 for a usage error.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import os
 import sys
 from typing import List, Optional
 
+from . import __version__
+
 __all__ = ["main"]
 
 
@@ -25,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m pyredcache",
         description="pyredcache: a Redis caching toolkit whose hot paths are C over hiredis.",
     )
+    parser.add_argument("--version", action="version", version="pyredcache %s" % __version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = commands.add_parser(
@@ -49,18 +58,43 @@ def _parser() -> argparse.ArgumentParser:
         "--clear", action="store_true", help="delete the demo's keys at the end"
     )
 
-    commands.add_parser("info", help="print the version and the core in use (c or python)")
+    commands.add_parser(
+        "info", help="print the version, the core in use (c or python) and, for python, why"
+    )
     return parser
 
 
+def _twin_reason() -> str:
+    """Why the pure-Python twin is in use, in one or more lines."""
+    from . import _build_info, _compat
+
+    if _compat.forced_python:
+        return "PYREDCACHE_NO_EXTENSIONS is set in the environment, so the C core is not used"
+    if _build_info.C_CORE_BUILT is False:
+        return "the C core was not built when this copy was installed:\n  " + (
+            _build_info.REASON.replace("\n", "\n  ")
+        )
+    if _compat.c_core_error is not None:
+        reason = "the C core (pyredcache._core) failed to import: %s" % _compat.c_core_error
+        if _build_info.C_CORE_BUILT is None and "No module named" in _compat.c_core_error:
+            reason += "\n  (not built here: in a checkout, `make build` builds it)"
+        return reason
+    return "the C core is built but not in use"
+
+
 def _info() -> int:
-    from . import __version__, _compat
+    from . import _build_info, _compat
 
     print("pyredcache %s" % __version__)
     print("implementation  %s" % _compat.implementation)
+    print("package         %s" % os.path.dirname(os.path.abspath(__file__)))
     print("core module     %s" % getattr(_compat.core, "__file__", "?"))
-    if os.environ.get("PYREDCACHE_NO_EXTENSIONS"):
-        print("                (PYREDCACHE_NO_EXTENSIONS is set: the C core is not used)")
+    if _compat.implementation == "python":
+        print("why python      %s" % _twin_reason())
+    elif _build_info.C_CORE_BUILT:
+        switches = ", ".join(_build_info.SWITCHES) or "none"
+        print("built with      hiredis %s; build switches: %s"
+              % (_build_info.HIREDIS_VERSION or "?", switches))
     print("python          %s (%s)" % (sys.version.split()[0], sys.executable))
     return 0
 
@@ -75,8 +109,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _demo.main(url=args.url, clear=args.clear)
     if args.command == "info":
         return _info()
-    parser.print_help(sys.stderr)
-    return 2
+    parser.print_help()
+    return 0
 
 
 if __name__ == "__main__":

@@ -11,10 +11,11 @@ uses the other implementation.
 
 from __future__ import annotations
 
+import importlib
 import os
 from types import ModuleType
 
-__all__ = ["core", "implementation", "py_core", "c_core"]
+__all__ = ["core", "implementation", "py_core", "c_core", "c_core_error", "forced_python"]
 
 py_core: ModuleType
 c_core: ModuleType | None
@@ -26,12 +27,20 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
+#: True when PYREDCACHE_NO_EXTENSIONS is set: the C core is not even imported.
+forced_python: bool = _env_flag("PYREDCACHE_NO_EXTENSIONS")
+#: Why importing the C core failed (the ImportError's text), else None.
+c_core_error: str | None = None
+
 c_core = None
-if not _env_flag("PYREDCACHE_NO_EXTENSIONS"):
+if not forced_python:
     try:
-        from . import _core as c_core  # type: ignore[no-redef]  # noqa: E402
-    except ImportError:  # not built: no compiler, no libhiredis, or PyPy
+        # import_module, not `from . import _core`: its error names the
+        # missing module instead of suggesting a circular import
+        c_core = importlib.import_module("._core", __name__.rpartition(".")[0])
+    except ImportError as exc:  # not built: no compiler, no libhiredis, or PyPy
         c_core = None
+        c_core_error = str(exc)
 
 core: ModuleType = c_core if c_core is not None else py_core
 
