@@ -11,8 +11,6 @@ test_faults.py."""
 from __future__ import annotations
 
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import textwrap
@@ -21,68 +19,8 @@ import threading
 import pytest
 
 from conftest import free_port
+from fakeserver import ResettingServer, SilentServer
 from pyredcache.exceptions import ConnectionError, ResponseError, TimeoutError
-
-
-class ResettingServer:
-    """Accepts connections and resets them (RST: SO_LINGER with a zero
-    timeout, then close): at once, or after reading the first request."""
-
-    def __init__(self, read_first: bool) -> None:
-        self.read_first = read_first
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                s, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                if self.read_first:
-                    s.recv(65536)
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            except OSError:
-                pass
-            s.close()
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-class SilentServer:
-    """Accepts connections, reads what comes and never answers."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        self.conns: list[socket.socket] = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                s, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(s)  # kept open, never answered
-
-    def hang_up(self) -> None:
-        """Close the accepted connections (the clients see end of file)."""
-        for s in self.conns:
-            s.close()
-
-    def close(self) -> None:
-        self.sock.close()
-        self.hang_up()
 
 
 @pytest.fixture
