@@ -17,8 +17,8 @@ class ListeningServer:
     def __init__(self) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
+        self.sock.listen(64)
+        self.host, self.port = self.sock.getsockname()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -30,7 +30,12 @@ class ListeningServer:
                 return
             self.handle(s)
 
+    @property
+    def url(self) -> str:
+        return "redis://%s:%d/0" % (self.host, self.port)
+
     def handle(self, s: socket.socket) -> None:
+        """Serve one accepted connection (each subclass says how)."""
         raise NotImplementedError
 
     def close(self) -> None:

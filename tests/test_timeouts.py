@@ -19,49 +19,18 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
 
 import pytest
 import redis as redis_py
 
+from fakeserver import SilentServer
 from pyredcache import Cache, CacheCluster, Client, NextId, RedisDict, Redlock
 from pyredcache.client import DEFAULT_TIMEOUT, OPTIONS, as_client, parse_url
 from pyredcache.exceptions import ConnectionError, QuorumNotAchieved, TimeoutError
 
 # Generous next to the 1 s bounds (a loaded 2-CPU machine), far below "for ever".
 BOUND = 20
-
-
-class Silent:
-    """A TCP listener that accepts connections, holds them open, and never
-    reads or answers anything."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.host, self.port = self.sock.getsockname()
-        self.held: list[socket.socket] = []
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return "redis://%s:%d/0" % (self.host, self.port)
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.held.append(conn)
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.held:
-            conn.close()
 
 
 class Blackhole:
@@ -96,7 +65,7 @@ class Blackhole:
 
 @pytest.fixture
 def silent():
-    s = Silent()
+    s = SilentServer()
     yield s
     s.close()
 
