@@ -311,23 +311,27 @@ def test_wheel_holds_every_module_and_no_source_tree(built) -> None:
     assert re.search(r"^Version: %s$" % re.escape(pyredcache.__version__), metadata, re.M)
 
 
+def check_pure_install_works(site: Path, url: str) -> None:
+    """The copy in site imports (subpackages too), runs on the twin, and
+    caches against the server at url."""
+    code = ("import pyredcache, pyredcache.containers; from pyredcache import Cache; "
+            "c = Cache.from_url(%r); c.set('k', [1]); "
+            "print(pyredcache.__file__, pyredcache.implementation, c.get('k'))" % url)
+    out = python_in(site, "-c", code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(site / "pyredcache" / "__init__.py"), "python", "[1]"]
+
+
 def test_wheel_built_without_the_c_core_installs_and_says_why(built, redis_server) -> None:
     tmp: Path = built["tmp"]
     site = tmp / "site-pure"
     out = run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-cache-dir",
                "--target", str(site), str(built["wheel"])], build_env(), tmp)
     assert out.returncode == 0, out.stdout + out.stderr
-    code = ("import pyredcache, pyredcache.containers; from pyredcache import Cache; "
-            "c = Cache.from_url(%r); c.set('k', [1]); "
-            "print(pyredcache.__file__, pyredcache.implementation, c.get('k'))" % redis_server.url)
-    out = python_in(site, "-c", code)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == [str(site / "pyredcache" / "__init__.py"), "python", "[1]"]
+    check_pure_install_works(site, redis_server.url)
     info = python_in(site, "-m", "pyredcache", "info")
     assert "implementation  python" in info.stdout, info.stdout + info.stderr
     assert "PYREDCACHE_NO_EXTENSIONS was set when this copy was built" in info.stdout
-
-
 
 
 # -- no pkg-config, no hiredis: the pure twin, with a warning --------------------------
@@ -354,12 +358,7 @@ def test_install_without_pkg_config_gives_the_twin_and_a_visible_warning(tmp_pat
     assert "PYREDCACHE_REQUIRE_EXTENSIONS=1 makes this an error" in shown
     assert not list(site.glob("pyredcache/_core*.so"))
     # a working install of the twin
-    code = ("import pyredcache, pyredcache.containers; from pyredcache import Cache; "
-            "c = Cache.from_url(%r); c.set('k', [1]); "
-            "print(pyredcache.__file__, pyredcache.implementation, c.get('k'))" % redis_server.url)
-    out = python_in(site, "-c", code)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == [str(site / "pyredcache" / "__init__.py"), "python", "[1]"]
+    check_pure_install_works(site, redis_server.url)
     # which says why it runs on the twin
     info = python_in(site, "-m", "pyredcache", "info")
     assert info.returncode == 0, info.stderr
