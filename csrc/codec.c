@@ -1,7 +1,7 @@
 /* The value codec: dumps() and loads() (docs/format.rst).
  *
  * The format is MessagePack plus nine extension types for what MessagePack
- * lacks.  pyredcache/_codec_py.py is the reference: both give the same
+ * lacks.  pyredcache/_pure/codec.py is the reference: both give the same
  * bytes, values and exceptions (type and message).
  *
  * Encoding writes into a pyrc_buf (stack storage first, then the heap).  A

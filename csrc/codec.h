@@ -14,7 +14,7 @@
 
 /* Containers (array, map, tuple, set, frozenset) nested deeper than this are
  * refused by both the encoder and the decoder.  Must equal MAX_DEPTH in
- * pyredcache/_codec_py.py. */
+ * pyredcache/_pure/codec.py. */
 #define PYRC_MAX_DEPTH 512
 
 /* Extension type codes (docs/format.rst). */

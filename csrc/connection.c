@@ -52,6 +52,23 @@ pyrc_after_fork_child(void)
     pyrc_fork_generation++;
 }
 
+/* The handler is registered when the first Connection is initialised, not
+ * when the module is imported: importing pyredcache registers nothing
+ * process-wide.  No connection can be opened before its own __init__, so
+ * none misses the handler.  Called with the GIL held: no race. */
+static int
+pyrc_register_atfork(void)
+{
+    if (!pyrc_atfork_registered) {
+        if (pthread_atfork(NULL, NULL, pyrc_after_fork_child) != 0) {
+            PyErr_SetString(PyExc_OSError, "pthread_atfork failed");
+            return -1;
+        }
+        pyrc_atfork_registered = 1;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
 
@@ -916,6 +933,9 @@ pyrc_conn_enter(ConnectionObject *self)
     if (conn_check_initialised(self) < 0) {
         return -1;
     }
+    /* Tested and set with the GIL held and no Python code in between, so
+     * two threads cannot both get past here (the pure twin needs a lock
+     * for the same guarantee). */
     if (self->busy) {
         PyErr_SetString(PyExc_RuntimeError,
                         "Connection is in use by another thread; give each "
@@ -1166,6 +1186,9 @@ Connection_init(ConnectionObject *self, PyObject *args, PyObject *kwds)
     }
     if (self->ctx != NULL || self->host != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Connection is already initialised");
+        goto error;
+    }
+    if (pyrc_register_atfork() < 0) {
         goto error;
     }
     if (host == NULL) {
@@ -1423,13 +1446,6 @@ static PyType_Spec Connection_spec = {
 int
 pyrc_connection_exec(PyObject *module, pyrc_state *st)
 {
-    if (!pyrc_atfork_registered) {
-        if (pthread_atfork(NULL, NULL, pyrc_after_fork_child) != 0) {
-            PyErr_SetString(PyExc_OSError, "pthread_atfork failed");
-            return -1;
-        }
-        pyrc_atfork_registered = 1;
-    }
     st->ConnectionType = (PyTypeObject *)PyType_FromModuleAndSpec(
         module, &Connection_spec, NULL);
     if (st->ConnectionType == NULL) {

@@ -16,7 +16,7 @@
  *                      to the first point above the first little-endian word
  *                      of MD5(key), wrapping round to the first point.
  *
- * pyredcache/_hashing_py.py is the pure twin and the reference; its module
+ * pyredcache/_pure/hashing.py is the pure twin and the reference; its module
  * docstring states the rules both follow.  Keys are str (hashed as UTF-8),
  * bytes or bytearray.
  *

@@ -8,7 +8,7 @@
  *
  *     prefix + hex(BLAKE2b-128(encoding))
  *
- * pyredcache/_keys_py.py is the pure twin and the reference.  An argument
+ * pyredcache/_pure/keys.py is the pure twin and the reference.  An argument
  * of a type the codec does not support is replaced by the result of its
  * __cache_key__() method (also inside containers); without one, TypeError.
  *

@@ -199,7 +199,7 @@ PyDoc_STRVAR(module_doc,
 "Connections over hiredis, parallel pipelines over many connections, reply\n"
 "decoding, the value codec, cache-key building, Promise, the key routing\n"
 "hashes (CRC32 buckets, ketama ring) and the Redlock quorum round.\n"
-"pyredcache._core_py is its pure-Python twin and exports the same names\n"
+"pyredcache._pure is its pure-Python twin and exports the same names\n"
 "with the same behaviour.");
 
 PyModuleDef pyrc_moduledef = {

@@ -1,7 +1,7 @@
 /* Promise: a small synchronous promise after rc's rc.promise.Promise, with
  * the rejection path rc lacked.
  *
- * pyredcache/_promise_py.py is the pure twin and the reference; its module
+ * pyredcache/_pure/promise.py is the pure twin and the reference; its module
  * docstring states the semantics both follow:
  *
  *   - pending, then settled once (resolved with a value, or rejected with an
@@ -441,7 +441,7 @@ PyDoc_STRVAR(promise_doc,
 "\n"
 "After rc's rc.promise.Promise, plus reject() and is_rejected; value\n"
 "raises PromiseError while pending (rc gave None).  See\n"
-"pyredcache._promise_py for the full semantics.");
+"pyredcache._pure.promise for the full semantics.");
 
 static PyType_Slot promise_slots[] = {
     {Py_tp_doc, (void *)promise_doc},

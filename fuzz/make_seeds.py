@@ -13,7 +13,7 @@ from datetime import timedelta, timezone
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from pyredcache._codec_py import dumps  # noqa: E402
+from pyredcache._pure.codec import dumps  # noqa: E402
 
 NY = zoneinfo.ZoneInfo("America/New_York")
 VALUES = [

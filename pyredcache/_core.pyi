@@ -1,5 +1,5 @@
 """Type stub for pyredcache._core (the C extension) and its pure twin
-pyredcache._core_py, which export the same names."""
+pyredcache._pure, which export the same names."""
 
 from typing import Any, Callable, Iterable, Sequence
 

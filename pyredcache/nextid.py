@@ -49,7 +49,10 @@ _MAX_DOUBLINGS = 5
 # A child forked while a thread of its parent was inside next() would
 # inherit that thread's held mutex and wait on it for ever: give every
 # NextId of the child a fresh one.
+# The hook is registered with the first NextId, not at import.
 _instances: weakref.WeakSet[NextId] = weakref.WeakSet()
+_instances_lock = threading.Lock()
+_fork_hook_registered = False
 
 
 def _after_fork_in_child() -> None:
@@ -57,8 +60,14 @@ def _after_fork_in_child() -> None:
         ids._mutex = threading.Lock()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+def _track(ids: "NextId") -> None:
+    global _fork_hook_registered
+    with _instances_lock:
+        if not _fork_hook_registered:
+            if hasattr(os, "register_at_fork"):
+                os.register_at_fork(after_in_child=_after_fork_in_child)
+            _fork_hook_registered = True
+        _instances.add(ids)
 
 
 def _server_of(client: Client) -> tuple:
@@ -199,7 +208,7 @@ return 0
         self.retry_delay = float(retry_delay)
         self._quorum = len(clients) // 2 + 1
         self._mutex = threading.Lock()
-        _instances.add(self)
+        _track(self)
 
     @property
     def quorum(self) -> int:

@@ -1,7 +1,7 @@
 """Shared fixtures.
 
 * ``impl``: every test that touches the core runs once on the C extension
-  (``pyredcache._core``) and once on its pure twin (``pyredcache._core_py``).
+  (``pyredcache._core``) and once on its pure twin (``pyredcache._pure``).
   ``--no-c-extensions`` runs the pure side alone.  If the C extension is not
   built and the switch is not given, the C half fails: it does not skip.
 * ``redis_server``: a private ``redis-server`` (free loopback port plus a

@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from leakcheck import assert_no_leaks
 
-import pyredcache._codec_py as codec_py
+import pyredcache._pure.codec as codec_py
 from pyredcache import _compat
 from pyredcache.exceptions import PyRedCacheError, SerializationError
 
@@ -50,7 +50,7 @@ HYPOTHESIS = settings(
 @pytest.fixture
 def codec(impl):
     """The module whose dumps/loads are under test: the C core, or the
-    twin's codec (until _core_py re-exports dumps and loads)."""
+    twin's codec (pyredcache._pure.codec)."""
     return impl if hasattr(impl, "dumps") else codec_py
 
 
@@ -352,7 +352,8 @@ def test_canonical_sorts_by_encoded_bytes(codec):
 CANON_SCRIPT = textwrap.dedent(
     """
     import sys
-    from pyredcache import _compat, _codec_py
+    from pyredcache import _compat
+    from pyredcache._pure import codec as _codec_py
     mod = _compat.c_core if sys.argv[1] == "c" else _codec_py
     words = ["w%d" % i for i in range(200)]
     value = [set(words), frozenset(words[::-1]), {w: i for i, w in enumerate(words)},
@@ -756,7 +757,8 @@ def test_random_bytes(both, data):
 LEAK_SCRIPT = textwrap.dedent(
     """
     import datetime, decimal, gc, sys, tracemalloc, uuid, zoneinfo
-    from pyredcache import _compat, _codec_py
+    from pyredcache import _compat
+    from pyredcache._pure import codec as _codec_py
     from pyredcache.exceptions import SerializationError
     mod = _compat.c_core if sys.argv[1] == "c" else _codec_py
 

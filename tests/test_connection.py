@@ -11,10 +11,12 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 import pytest
 from fakeserver import FakeServer
 
+from pyredcache import _compat
 from pyredcache.exceptions import (
     ConnectionError,
     ProtocolError,
@@ -378,6 +380,115 @@ def test_concurrent_use_of_one_connection_is_refused(impl, redis_server, redis_u
     other.execute_command("LPUSH", "q2", "x")
     t.join()
     assert c.execute_command("PING") == b"PONG"
+
+
+def test_contending_threads_never_share_a_connection(impl, redis_server):
+    """Eight threads hammer one Connection with ECHO of their own token,
+    through execute_command, pipeline and multi_pipeline, with the
+    interpreter switching threads every microsecond.  Each call either
+    gets its own reply or RuntimeError("in use"); if two threads ever got
+    in at once their commands would interleave on the socket and a thread
+    would read another's reply (or a protocol error).  A check-then-set
+    busy flag in the twin let that happen; its busy lock does not."""
+    c = impl.Connection(redis_server.host, redis_server.port, busy_poll=0)
+    outcomes: dict[str, int] = {"own": 0, "refused": 0}
+    wrong: list = []
+    start = threading.Barrier(8)
+    lock = threading.Lock()
+
+    def hammer(n: int) -> None:
+        start.wait()
+        own = refused = 0
+        for i in range(400):
+            token = b"%d-%d" % (n, i)
+            try:
+                if i % 3 == 0:
+                    got = c.execute_command("ECHO", token)
+                elif i % 3 == 1:
+                    got = c.pipeline([("ECHO", token)])[0]
+                else:
+                    got = impl.multi_pipeline([(c, [("ECHO", token)])], 5.0)[0]
+                    got = got[0] if isinstance(got, list) else got
+            except RuntimeError as exc:
+                assert "in use" in str(exc), exc
+                refused += 1
+                continue
+            except Exception as exc:  # a crossed stream: protocol or timeout errors
+                got = exc
+            if got == token:
+                own += 1
+            else:
+                with lock:
+                    wrong.append((token, got))
+        with lock:
+            outcomes["own"] += own
+            outcomes["refused"] += refused
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=hammer, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert wrong == []
+    assert outcomes["own"] + outcomes["refused"] == 8 * 400
+    assert outcomes["own"] > 0
+    assert c.execute_command("PING") == b"PONG"  # left usable, not locked
+    c.close()
+
+
+@pytest.mark.parametrize("entry", ["execute_command", "multi_pipeline"])
+def test_twin_busy_check_has_no_window_between_test_and_set(redis_server, entry):
+    """The worst interleaving, forced: thread A is stopped inside the twin's
+    Connection._enter() right after its first line has run, and thread B
+    then uses the same connection.  With a check-then-set flag, A has
+    tested the flag and not set it yet, so B gets in too (on PyPy or a
+    free-threaded CPython a thread switch may fall there).  With the busy
+    lock, A's one line has taken it, and B is refused."""
+    py = _compat.py_core
+    c = py.Connection(redis_server.host, redis_server.port, busy_poll=0)
+    paused, resume = threading.Event(), threading.Event()
+    enter_code = type(c)._enter.__code__
+    seen_lines: list[int] = []
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code is not enter_code:
+            return None
+        if event in ("line", "return"):
+            seen_lines.append(frame.f_lineno)
+            if len(seen_lines) == 2 and not paused.is_set():  # after the first line
+                paused.set()
+                assert resume.wait(10)
+        return tracer
+
+    result: list = []
+
+    def a() -> None:
+        sys.settrace(tracer)
+        try:
+            if entry == "execute_command":
+                result.append(c.execute_command("ECHO", "a"))
+            else:
+                result.append(py.multi_pipeline([(c, [("ECHO", "a")])], 5.0)[0][0])
+        finally:
+            sys.settrace(None)
+
+    t = threading.Thread(target=a)
+    t.start()
+    assert paused.wait(10)
+    try:
+        with pytest.raises(RuntimeError, match="in use"):
+            c.execute_command("ECHO", "b")
+    finally:
+        resume.set()
+        t.join()
+    assert result == [b"a"]
+    assert c.execute_command("PING") == b"PONG"  # A left it free
+    c.close()
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

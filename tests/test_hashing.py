@@ -5,7 +5,7 @@ They must route keys exactly as rc's routers did (fengsp/rc,
 rc/redis_router.py and rc/ketama.py), so the reference here is a plain
 transcription of rc's algorithms (RcCRC32Router, RcHashRing below), written
 from rc's description with zlib, hashlib and bisect, and independent of
-both implementations.  The rules are stated in pyredcache/_hashing_py.py's
+both implementations.  The rules are stated in pyredcache/_pure/hashing.py's
 module docstring.
 """
 
@@ -24,7 +24,8 @@ from bisect import bisect
 import pytest
 from leakcheck import assert_no_leaks
 
-from pyredcache import _compat, _hashing_py
+from pyredcache import _compat
+from pyredcache._pure import hashing as _hashing_py
 
 
 def host_name(i: int, host: str = "localhost") -> str:

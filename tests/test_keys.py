@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from leakcheck import assert_no_leaks
 
-import pyredcache._codec_py as codec_py
-import pyredcache._keys_py as keys_py
+import pyredcache._pure.codec as codec_py
+import pyredcache._pure.keys as keys_py
 from pyredcache import _compat
 from pyredcache.exceptions import SerializationError
 
@@ -39,7 +39,7 @@ HYPOTHESIS = settings(
 @pytest.fixture
 def keys(impl):
     """The module whose KeyBuilder is under test: the C core, or the twin's
-    module (until _core_py re-exports KeyBuilder)."""
+    module (pyredcache._pure.keys)."""
     return impl if hasattr(impl, "KeyBuilder") else keys_py
 
 
@@ -536,7 +536,8 @@ def test_keyword_order_does_not_matter(keys, vals):
 PROCESS_SCRIPT = textwrap.dedent(
     """
     import inspect, sys, uuid, datetime, decimal
-    from pyredcache import _compat, _keys_py
+    from pyredcache import _compat
+    from pyredcache._pure import keys as _keys_py
     mod = _compat.c_core if sys.argv[1] == "c" else _keys_py
     E = inspect.Parameter.empty
     kb = mod.KeyBuilder(b"x:", ("a", "args", "kw"), (1, 2, 4), (E, E, E), False)
@@ -572,7 +573,8 @@ def test_keys_equal_across_processes(both):
 LEAK_SCRIPT = textwrap.dedent(
     """
     import gc, inspect, sys, tracemalloc
-    from pyredcache import _compat, _keys_py
+    from pyredcache import _compat
+    from pyredcache._pure import keys as _keys_py
     mod = _compat.c_core if sys.argv[1] == "c" else _keys_py
     E = inspect.Parameter.empty
 

@@ -116,8 +116,8 @@ def test_redlock_round_no_leaks(impl, masters):
     s = masters[0]
     script = f"""
 import sys
-from pyredcache import _core, _core_py
-core = _core if sys.argv[1] == "c" else _core_py
+from pyredcache import _core, _pure
+core = _core if sys.argv[1] == "c" else _pure
 conns = [core.Connection("{s.host}", {s.port}) for _ in range(3)]
 dead = core.Connection("127.0.0.1", {free_port()})
 cmd = ("SET", "k", b"v" * 100, "NX", "PX", 60000)

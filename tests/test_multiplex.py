@@ -241,8 +241,8 @@ def test_no_leaks(impl, shards):
     s = shards[0]
     script = f"""
 import sys
-from pyredcache import _core, _core_py
-core = _core if sys.argv[1] == "c" else _core_py
+from pyredcache import _core, _pure
+core = _core if sys.argv[1] == "c" else _pure
 conns = [core.Connection("{s.host}", {s.port}) for _ in range(3)]
 dead = core.Connection("127.0.0.1", {free_port()})
 cmds = [("SET", "k", b"v" * 100), ("GET", "k"), ("GET", "nope"), ("INCR", "k")]

@@ -1,7 +1,7 @@
 """Promise, on the C core and on its pure twin.
 
 A synchronous promise after rc's rc.promise.Promise, plus a rejection path.
-Semantics are stated in pyredcache/_promise_py.py's module docstring.
+Semantics are stated in pyredcache/_pure/promise.py's module docstring.
 """
 
 from __future__ import annotations

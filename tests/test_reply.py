@@ -1,6 +1,6 @@
 """The reply parser on its own: ``_core.Reader`` (hiredis' reader with the
 callbacks the C Connection uses, csrc/reply.c) and its twin
-``_core_py.Reader``, which both Connections' parsing goes through.
+``_pure.Reader``, which both Connections' parsing goes through.
 
 * Differential (hypothesis, CRAFT #24): the same bytes, fed whole, one byte
   at a time and split at every offset, give both readers the same replies
@@ -33,6 +33,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pyredcache import _compat
+from pyredcache._pure import connection as pure_connection
+from pyredcache._pure.connection import encode_arg
 from pyredcache.exceptions import ProtocolError, ResponseError, TimeoutError
 
 HYPOTHESIS = settings(
@@ -369,7 +371,7 @@ def test_twin_connection_parses_with_its_reader(monkeypatch, redis_server):
             calls.append(1)
             return super().gets()
 
-    monkeypatch.setattr(py, "Reader", Counting)
+    monkeypatch.setattr(pure_connection, "Reader", Counting)
     c = py.Connection(redis_server.host, redis_server.port)
     assert c.execute_command("PING") == b"PONG"
     assert py.multi_pipeline([(c, [("PING",), ("PING",)])]) == [[b"PONG", b"PONG"]]
@@ -564,8 +566,8 @@ def test_argument_at_proto_max_bulk_len_is_encoded():
     with mmap.mmap(-1, py.PROTO_MAX_BULK_LEN) as area:
         view = memoryview(area)
         try:
-            assert len(py.encode_arg(view)) == py.PROTO_MAX_BULK_LEN
+            assert len(encode_arg(view)) == py.PROTO_MAX_BULK_LEN
         finally:
             view.release()
     with pytest.raises(ValueError, match="536870913 bytes"):
-        py.encode_arg("\xe9" * (py.PROTO_MAX_BULK_LEN // 2) + "a")  # 2 bytes a char
+        encode_arg("\xe9" * (py.PROTO_MAX_BULK_LEN // 2) + "a")  # 2 bytes a char

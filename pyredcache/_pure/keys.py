@@ -18,8 +18,8 @@ import inspect
 import sys
 from typing import Any, Dict, Optional, Tuple
 
-from . import _codec_py
-from .exceptions import SerializationError
+from ..exceptions import SerializationError
+from . import codec as _codec
 
 __all__ = ["KeyBuilder"]
 
@@ -40,9 +40,9 @@ VAR_POSITIONAL = 2
 KEYWORD_ONLY = 3
 VAR_KEYWORD = 4
 
-_pack = _codec_py._pack
-_array_header = _codec_py._array_header
-_KeyMode = _codec_py._KeyMode
+_pack = _codec._pack
+_array_header = _codec._array_header
+_KeyMode = _codec._KeyMode
 _blake2b = hashlib.blake2b
 
 
@@ -182,7 +182,7 @@ class KeyBuilder:
                         "the type a __cache_key__() method" % (names[p], name)
                     ) from None
         except RecursionError as exc:  # a deep caller stack; never in C
-            raise _codec_py._too_deep() from exc
+            raise _codec._too_deep() from exc
         return self._prefix + _blake2b(out, digest_size=16).hexdigest().encode("ascii")
 
     def _bind_positional(self, args: Tuple[Any, ...]) -> list:

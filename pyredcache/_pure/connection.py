@@ -1,14 +1,11 @@
-"""Pure-Python twin of ``pyredcache._core``.
-
-It exports the same names with the same behaviour as the C extension and is
-the reference for it: every test that touches the core runs against both.
-It is used when the extension is not built (PyPy, no compiler, no
-libhiredis) or when ``PYREDCACHE_NO_EXTENSIONS=1`` is set.
+"""Pure-Python twin of csrc/connection.c: one connection to one Redis
+server, and the encoding of commands into RESP.
 
 The connection speaks RESP2 over a plain socket and parses replies with
-:class:`Reader`, the twin of hiredis' reader: it accepts and refuses the
-same bytes (nesting depth, length and integer ranges, type bytes) at the
-same moment, so a hostile reply fails the same way on both sides.
+:class:`~pyredcache._pure.reply.Reader`, the twin of hiredis' reader.  A
+connection belongs to one caller at a time: :meth:`Connection._enter`
+takes its busy lock without waiting and raises RuntimeError when another
+thread holds it.
 """
 
 from __future__ import annotations
@@ -16,35 +13,22 @@ from __future__ import annotations
 import os
 import select
 import socket
+import threading
 import time
-from typing import Any, Iterable, NoReturn, Sequence
+from typing import Any, Iterable, Sequence
 
-from ._codec_py import MAX_DEPTH, dumps, loads
-from ._hashing_py import Crc32Buckets, KetamaRing, crc32
-from ._keys_py import KeyBuilder
-from ._multiplex_py import multi_pipeline
-from ._promise_py import Promise
-from ._redlock_py import redlock_round
-from .exceptions import (
+from ..exceptions import (
     ConnectionError,
     ProtocolError,
     ResponseError,
     TimeoutError,
 )
+from .reply import _INT_MAX, Reader
 
-__all__ = ["Connection", "KeyBuilder", "MAX_DEPTH", "PROTO_MAX_BULK_LEN", "Promise",
-           "Reader", "dumps", "loads", "implementation", "encode_arg", "multi_pipeline",
-           "redlock_round", "crc32", "Crc32Buckets", "KetamaRing"]
+__all__ = ["BUSY_POLL_DEFAULT_US", "BUSY_POLL_MAX_US", "Connection", "PROTO_MAX_BULK_LEN",
+           "encode_arg", "encode_commands"]
 
-implementation = "python"
-
-# hiredis 0.14 keeps a fixed stack of 9 read tasks: an array whose type
-# byte comes with 8 arrays open above it (nested more than 7 levels below
-# the top-level reply) is a protocol error there, so it is here.
-_MAX_NESTING = 7
 _READ_SIZE = 16 * 1024
-_INT_MAX = 2**31 - 1  # hiredis' limit for an array's element count
-_LLONG_MAX = 2**63 - 1
 
 #: Redis' default proto-max-bulk-len, bytes: the server refuses a longer
 #: bulk string (and drops the connection), so one is refused before sending.
@@ -72,13 +56,24 @@ def _default_busy_poll() -> int:
 _fork_generation = 0
 
 
+_fork_hook_lock = threading.Lock()
+_fork_hook_registered = False
+
+
 def _after_fork_in_child() -> None:
     global _fork_generation
     _fork_generation += 1
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+def _register_fork_hook() -> None:
+    """Register :func:`_after_fork_in_child` once, when the first Connection
+    is made (as the C core calls pthread_atfork then), not at import."""
+    global _fork_hook_registered
+    with _fork_hook_lock:
+        if not _fork_hook_registered:
+            if hasattr(os, "register_at_fork"):
+                os.register_at_fork(after_in_child=_after_fork_in_child)
+            _fork_hook_registered = True
 
 
 def encode_arg(arg: Any) -> bytes:
@@ -125,7 +120,9 @@ def _checked_length(data: bytes) -> bytes:
     return data
 
 
-def _pack(commands: Iterable[Sequence[Any]]) -> bytes:
+def encode_commands(commands: Iterable[Sequence[Any]]) -> bytes:
+    """The RESP bytes of ``commands`` (each a sequence of arguments, see
+    :func:`encode_arg`), as one pipeline.  ValueError for an empty command."""
     out = []
     for args in commands:
         if len(args) == 0:
@@ -154,189 +151,6 @@ class _OwnedSocket(socket.socket):
 
     def __del__(self) -> None:
         self.close()
-
-
-# -- RESP2 reader ------------------------------------------------------------
-#
-# The twin of hiredis 0.14's reader (read.c) as the C core uses it: it
-# accepts and refuses the same bytes, with the same messages, at the same
-# moment (a bad type byte as soon as it arrives, a bad length or integer as
-# soon as its line is whole, never after waiting for more).
-
-
-def _string2ll(line: bytes) -> int | None:
-    """hiredis' string2ll (from Redis' util.c): an optional '-', then
-    decimal digits without a leading zero ("0" alone is zero, "-0" is
-    refused), no '+', no spaces, within a C long long; None otherwise."""
-    n = len(line)
-    if line.isdigit():  # ASCII digits only, and not empty
-        if n > 19 or (line[0] == 48 and n > 1):  # 48: '0'
-            return None
-        value = int(line)
-        return value if value <= _LLONG_MAX else None
-    if 1 < n <= 20 and line[0] == 45:  # 45: '-'
-        body = line[1:]
-        if body.isdigit() and body[0] != 48:
-            value = int(body)
-            if value <= _LLONG_MAX + 1:
-                return -value
-    return None
-
-
-# hiredis' chrtos(): how a bad type byte is quoted in its message
-_TYPE_BYTE_ESCAPES = {0x5C: "\\\\", 0x22: '\\"', 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t",
-                      0x07: "\\a", 0x08: "\\b"}
-_TYPE_BYTES = frozenset(b"+-:$*")
-_NESTING_ERROR = ("No support for nested multi bulk replies with depth > %d"
-                  % _MAX_NESTING)
-
-
-def _type_byte_error(byte: int) -> str:
-    text = _TYPE_BYTE_ESCAPES.get(byte)
-    if text is None:
-        text = chr(byte) if 0x20 <= byte < 0x7F else "\\x%02x" % byte
-    return 'Protocol error, got "%s" as reply type byte' % text
-
-
-class Reader:
-    """A RESP2 reply parser that does no I/O: :meth:`feed` it the bytes a
-    server sent, :meth:`gets` the replies they hold.
-
-    ``Reader()``.  It is the parser of :class:`Connection`, for code that
-    reads the socket itself (an event loop).  It judges bytes as hiredis
-    0.14 does (the C core's parser), and takes time linear in the bytes
-    fed: the search for a line's CRLF resumes where the last one stopped,
-    and an array read in parts keeps the elements already built (a stack
-    of open arrays, like hiredis' read tasks).  Not thread-safe: one reader
-    belongs to one stream.
-    """
-
-    __slots__ = ("_buf", "_scan", "_bulk", "_stack", "_error")
-
-    def __init__(self) -> None:
-        self._buf = bytearray()  # bytes not parsed yet (parsed ones are dropped)
-        self._scan = 0  # where the CRLF search of the line at _buf[0] resumes (if > 0)
-        self._bulk = -1  # length of a bulk string whose header was read, else -1
-        self._stack: list[list] = []  # open arrays, outermost first: [items, elements left]
-        self._error: str | None = None  # hiredis' message once failed
-
-    def feed(self, data: bytes | bytearray | memoryview) -> None:
-        """Append ``data`` (bytes-like) to the bytes waiting to be parsed.
-
-        Raises TypeError for an object without the buffer protocol.  Once
-        the reader has failed (see :meth:`gets`) the data is dropped."""
-        if self._error is None:
-            self._buf += data
-        else:
-            memoryview(data).release()  # the same TypeError for a non-buffer
-
-    def gets(self) -> Any:
-        """Return the next whole reply, or ``False`` when the bytes fed so
-        far do not hold one yet.
-
-        Replies are bytes (bulk strings and status replies), int, None
-        (nil), list, and :class:`~pyredcache.exceptions.ResponseError`
-        instances for error replies (returned, not raised).  Raises
-        :class:`~pyredcache.exceptions.ProtocolError` for bytes that are
-        not RESP as hiredis 0.14 judges them (a bad type byte, a bad or
-        out-of-range length or integer, arrays nested more than 7 levels
-        below the top-level reply); the reader then stays failed, as
-        hiredis' does: every later ``gets()`` raises the same error and
-        :meth:`feed` drops its data."""
-        if self._error is not None:
-            raise ProtocolError(self._error)
-        buf = self._buf
-        stack = self._stack
-        size = len(buf)
-        pos = 0
-        bulk = self._bulk
-        while True:
-            if bulk >= 0:  # a bulk string's header was read: wait for its body
-                end = pos + bulk
-                if end + 2 > size:
-                    break
-                value: Any = bytes(buf[pos:end])
-                pos = end + 2  # hiredis skips the 2 bytes after the body unread
-                bulk = -1
-            else:
-                if pos >= size:
-                    break
-                kind = buf[pos]
-                if kind not in _TYPE_BYTES:
-                    self._fail(_type_byte_error(kind))
-                if kind == 42 and len(stack) > _MAX_NESTING:  # 42: '*'
-                    self._fail(_NESTING_ERROR)
-                scan = self._scan
-                end = buf.find(b"\r\n", scan if scan > pos else pos + 1)
-                if end < 0:
-                    # resume at the last byte: it may be the '\r' of a CRLF
-                    self._scan = size - 1 if size - 1 > pos else pos + 1
-                    break
-                line = bytes(buf[pos + 1:end])
-                pos = end + 2
-                if kind == 36:  # '$'
-                    n = _string2ll(line)
-                    if n is None:
-                        self._fail("Bad bulk string length")
-                    if n >= 0:
-                        bulk = n
-                        continue
-                    if n != -1:
-                        self._fail("Bulk string length out of range")
-                    value = None
-                elif kind == 58:  # ':'
-                    value = _string2ll(line)
-                    if value is None:
-                        self._fail("Bad integer value")
-                elif kind == 43:  # '+'
-                    value = line
-                elif kind == 45:  # '-'
-                    value = ResponseError(line.decode("utf-8", "replace"))
-                else:  # '*'
-                    n = _string2ll(line)
-                    if n is None:
-                        self._fail("Bad multi-bulk length")
-                    if n < -1 or n > _INT_MAX:
-                        self._fail("Multi-bulk length out of range")
-                    if n > 0:
-                        stack.append([[], n])
-                        continue
-                    value = None if n < 0 else []
-            # a whole value: link it into the arrays it completes
-            while stack:
-                top = stack[-1]
-                top[0].append(value)
-                top[1] -= 1
-                if top[1]:
-                    break
-                value = top[0]
-                stack.pop()
-            else:
-                self._consumed(pos, -1)
-                return value
-        self._consumed(pos, bulk)
-        return False
-
-    def _consumed(self, pos: int, bulk: int) -> None:
-        # Bytes before pos are parsed: drop them (deleting the front of a
-        # bytearray moves no bytes in CPython) and shift the scan position.
-        self._bulk = bulk
-        if pos:
-            del self._buf[:pos]
-            self._scan -= pos
-
-    def _fail(self, message: str) -> NoReturn:
-        # hiredis drops its buffer and the half-read reply, and stays failed.
-        self._buf = bytearray()
-        self._stack = []
-        self._scan = 0
-        self._bulk = -1
-        self._error = message
-        raise ProtocolError(message)
-
-    def _idle(self) -> bool:
-        """True when nothing is buffered: no byte and no half-read reply."""
-        return not self._buf and self._bulk < 0 and not self._stack
 
 
 class Connection:
@@ -405,6 +219,7 @@ class Connection:
                 raise TypeError("%s must be str or None" % name)
         if username is not None and password is None:
             raise ValueError("username needs a password")
+        _register_fork_hook()
         if busy_poll is None:
             busy_poll = _default_busy_poll()
         elif isinstance(busy_poll, bool) or not isinstance(busy_poll, int):
@@ -431,7 +246,10 @@ class Connection:
         self._sock: socket.socket | None = None
         self._reader = Reader()
         self._generation = -1
-        self._busy = False
+        try:
+            self._busy = threading.Lock()
+        except RuntimeError:  # CPython's "can't allocate lock": out of memory
+            raise MemoryError("can't allocate the connection's lock") from None
 
     # -- connection management -------------------------------------------------
 
@@ -448,14 +266,21 @@ class Connection:
         return sock is not None and self._generation == _fork_generation
 
     def _enter(self) -> None:
-        """Mark the connection busy; RuntimeError if another caller has it
-        (the caller clears ``_busy`` when done)."""
-        if self._busy:
+        """Take the busy lock without waiting; RuntimeError if another
+        caller holds it.  The caller releases it (:meth:`_leave`) when done.
+
+        A lock, not a flag: a thread switch between testing a flag and
+        setting it would let two threads in at once (the C core's flag
+        cannot race, since it is tested and set under the GIL with no
+        Python code in between)."""
+        if not self._busy.acquire(False):
             raise RuntimeError(
                 "Connection is in use by another thread; give each thread its "
                 "own connection (a pool does)"
             )
-        self._busy = True
+
+    def _leave(self) -> None:
+        self._busy.release()
 
     def connect(self) -> None:
         """Open the socket now (it is otherwise opened on first use), closing
@@ -465,7 +290,7 @@ class Connection:
         try:
             self._connect()
         finally:
-            self._busy = False
+            self._leave()
 
     def _connect(self) -> None:
         self._drop()
@@ -524,7 +349,7 @@ class Connection:
         try:
             self._drop()
         finally:
-            self._busy = False
+            self._leave()
 
     def __del__(self) -> None:
         sock = self.__dict__.get("_sock")
@@ -586,7 +411,7 @@ class Connection:
         return self._roundtrip(commands, False)
 
     def _roundtrip(self, commands: list, raise_errors: bool) -> list:
-        packed = _pack(commands)  # TypeError/ValueError before any I/O
+        packed = encode_commands(commands)  # TypeError/ValueError before any I/O
         if raise_errors:  # during connect(): the socket was just opened
             sock = self._sock
             assert sock is not None
@@ -598,7 +423,7 @@ class Connection:
             assert sock is not None
             return self._exchange(sock, packed, len(commands), False)
         finally:
-            self._busy = False
+            self._leave()
 
     def _exchange(self, sock: socket.socket, packed: bytes, n: int, raise_errors: bool) -> list:
         try:

@@ -21,7 +21,7 @@ import uuid
 import zoneinfo
 from typing import Any, List, Optional, Tuple
 
-from .exceptions import SerializationError
+from ..exceptions import SerializationError
 
 __all__ = ["dumps", "loads", "MAX_DEPTH"]
 
@@ -80,7 +80,7 @@ _time = datetime.time
 
 
 class _KeyMode:
-    """State of a key-mode encoding (used by ``_keys_py``): objects of an
+    """State of a key-mode encoding (used by ``keys``): objects of an
     unsupported type are replaced by the result of their ``__cache_key__()``
     method; when there is none, the type is recorded here before the
     SerializationError is raised."""

@@ -1,11 +1,10 @@
-"""Pure-Python twin of ``multi_pipeline`` in ``pyredcache._core``
-(csrc/multiplex.c): one pipeline on each of many connections, all in flight
-at once.
+"""Pure-Python twin of csrc/multiplex.c: ``multi_pipeline``, one pipeline
+on each of many connections, all in flight at once.
 
 The C file's header states the design; this twin follows it step for step
 with :mod:`select.poll` and non-blocking ``send``/``recv`` calls
 (``MSG_DONTWAIT``), feeding the bytes read into each connection's own
-:class:`~pyredcache._core_py.Reader`.  A job that fails (refused, dropped,
+:class:`~pyredcache._pure.reply.Reader`.  A job that fails (refused, dropped,
 bad RESP, silent for ``timeout`` seconds) gets the exception in its result
 slot and its connection closed; the other jobs go on to the end.
 """
@@ -18,7 +17,8 @@ import socket
 import time
 from typing import Any, Sequence
 
-from .exceptions import ConnectionError, ProtocolError, TimeoutError
+from ..exceptions import ConnectionError, ProtocolError, TimeoutError
+from .connection import Connection, encode_commands
 
 __all__ = ["multi_pipeline"]
 
@@ -60,7 +60,7 @@ def multi_pipeline(jobs: Sequence[tuple[Any, Sequence[Sequence[Any]]]], /,
     """Run one pipeline on each of many connections, all in flight at once.
 
     ``jobs``: (connection, commands) pairs, each connection a distinct
-    :class:`~pyredcache._core_py.Connection`.  ``timeout``: seconds any one
+    :class:`~pyredcache._pure.connection.Connection`.  ``timeout``: seconds any one
     wait for progress may last (None: for ever).  ``max_concurrency``: how
     many jobs are in flight at most.
 
@@ -70,8 +70,6 @@ def multi_pipeline(jobs: Sequence[tuple[Any, Sequence[Sequence[Any]]]], /,
     closed).  Raises TypeError/ValueError for malformed arguments and
     RuntimeError for a connection in use elsewhere, before anything is sent.
     """
-    from ._core_py import Connection, _pack
-
     wait_ms = _timeout_ms(timeout)
     if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
         raise TypeError("max_concurrency must be an int")
@@ -90,29 +88,27 @@ def multi_pipeline(jobs: Sequence[tuple[Any, Sequence[Sequence[Any]]]], /,
         conn, commands = pair
         if type(conn) is not Connection:
             raise TypeError(
-                "jobs[%d][0] must be a pyredcache._core_py.Connection, not %s"
+                "jobs[%d][0] must be a pyredcache._pure.Connection, not %s"
                 % (i, type(conn).__name__)
             )
         checked = _checked_commands(commands)
-        work.append(_Job(conn, _pack(checked), len(checked)))
-    entered: list[Any] = []
+        work.append(_Job(conn, encode_commands(checked), len(checked)))
+    # Allocated before any busy lock is taken: storing into it cannot fail
+    # (MemoryError) and leave a connection locked for good.
+    entered: list[Any] = [None] * len(work)
+    count = 0
     try:
         for job in work:
-            if job.conn._busy:
-                raise RuntimeError(
-                    "Connection is in use by another thread; give each thread its "
-                    "own connection (a pool does)"
-                )
-            entered.append(job.conn)  # first: a MemoryError here leaves it free
-            job.conn._busy = True
+            job.conn._enter()  # RuntimeError if another thread has it
+            entered[count] = job.conn
+            count += 1
         _run(work, wait_ms, timeout, max_concurrency)
     finally:
         # No iterator here: its allocation could fail (MemoryError) and
-        # leave the connections marked busy for good.
-        i = len(entered)
-        while i:
-            i -= 1
-            entered[i]._busy = False
+        # leave the connections locked for good.
+        while count:
+            count -= 1
+            entered[count]._leave()
     return [job.result for job in work]
 
 

@@ -15,7 +15,8 @@ import math
 import time
 from typing import Any, Sequence
 
-from ._multiplex_py import _timeout_ms, multi_pipeline
+from .connection import Connection
+from .multiplex import _timeout_ms, multi_pipeline
 
 __all__ = ["redlock_round"]
 
@@ -25,7 +26,7 @@ def redlock_round(connections: Sequence[Any], command: Sequence[Any], ttl_ms: fl
     """One quorum round of Redlock: send one command to every connection at
     once and count the masters that agreed.
 
-    ``connections``: distinct :class:`~pyredcache._core_py.Connection`
+    ``connections``: distinct :class:`~pyredcache._pure.Connection`
     objects, one per master.  ``command``: one command, a sequence of
     arguments (typically EVALSHA of a lock script).  ``ttl_ms``: the lock's
     time to live in milliseconds (int or float >= 0).  ``timeout``: seconds
@@ -57,11 +58,10 @@ def redlock_round(connections: Sequence[Any], command: Sequence[Any], ttl_ms: fl
         conns = tuple(connections)
     except TypeError:
         raise TypeError("connections must be a sequence of Connection objects") from None
-    from ._core_py import Connection
 
     for i, conn in enumerate(conns):
         if type(conn) is not Connection:
-            raise TypeError("connections[%d] must be a pyredcache._core_py.Connection, not %s"
+            raise TypeError("connections[%d] must be a pyredcache._pure.Connection, not %s"
                             % (i, type(conn).__name__))
     commands = [command]
     # multi_pipeline checks every argument before it sends anything; the

@@ -28,7 +28,7 @@ from __future__ import annotations
 import reprlib
 from typing import Any, Callable, Optional
 
-from .exceptions import PromiseError
+from ..exceptions import PromiseError
 
 __all__ = ["Promise"]
 
