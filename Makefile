@@ -6,6 +6,7 @@
 #
 # With CI=true in the environment (CI sets it; .ci/run is CI's entry point),
 # `make test` runs the CI stages instead, in turn, each timed (.ci/stages):
+#   lint-imports    the layer contracts of pyproject.toml (import-linter)
 #   test-editable   the suite on the in-place build, as without CI=true
 #   test-installed  sdist -> wheel built from it -> fresh virtualenv; the
 #                   suite from outside the checkout against that install
@@ -56,9 +57,9 @@ endif
 
 # CI=true (or 1, yes): `make test` runs the CI stages.
 CI_MODE := $(filter true 1 yes,$(shell echo '$(CI)' | tr A-Z a-z))
-CI_STAGES := test-editable test-installed test-sanitize coverage
+CI_STAGES := lint-imports test-editable test-installed test-sanitize coverage
 
-.PHONY: help deps venv build demo test test-editable test-installed test-sanitize \
+.PHONY: help deps venv build demo test test-editable lint-imports test-installed test-sanitize \
 	coverage bench fuzz docs clean distclean FORCE
 
 help:
@@ -68,6 +69,7 @@ help:
 	@echo "make demo       deps + venv + build, then: $(VPY) -m pyredcache demo"
 	@echo "make test       deps + venv + build, then: $(VPY) -m pytest"
 	@echo "                (with CI=true: the CI stages $(CI_STAGES))"
+	@echo "make lint-imports    check the layer contracts (import-linter, pyproject.toml)"
 	@echo "make test-installed  the suite against a wheel built from the sdist, in a fresh venv"
 	@echo "make test-sanitize   the core tests under ASan+UBSan (out-of-tree build)"
 	@echo "make coverage   C (gcov) and Python (coverage.py) line coverage per file"
@@ -143,6 +145,12 @@ test-editable: deps build
 $(VENV)/.stamp-ci: pyproject.toml setup.py $(VENV)/.stamp-install
 	PYREDCACHE_NO_EXTENSIONS=1 $(VPY) -m pip install --quiet -e '.[test,ci]'
 	touch $@
+
+# The layers (integrations > features > clients > core), the pure twin's
+# independence and the absence of import cycles, as pyproject.toml states
+# them; a broken contract names the import that breaks it.
+lint-imports: $(VENV)/.stamp-ci
+	$(VENV)/bin/lint-imports --no-cache
 
 test-installed: deps $(VENV)/.stamp-ci
 	PYTHON='$(PYTHON)' VPY='$(VPY)' bash .ci/installed $(PYTEST_ARGS)

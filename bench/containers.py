@@ -35,7 +35,7 @@ from common import bench_options, measure, private_redis
 
 import pottery
 from pyredcache import _compat
-from pyredcache.client import Client
+from pyredcache import Client
 from pyredcache.containers import RedisDict, RedisList, RedisSet
 
 VALUE = {"name": "tofu", "tags": ["vegan", "protein"], "score": 4.5, "stock": 12}

@@ -3,10 +3,19 @@
 Re-exports only; see the submodules for the code.
 """
 
+from typing import Any
+
 from . import _compat
 from ._compat import implementation
 from .cache import NO_VALUE, BaseCache, Cache, CacheCluster
-from .client import Client
+from .clients import (
+    BaseRedisRouter,
+    Client,
+    HostConfig,
+    RedisConsistentHashRouter,
+    RedisCRC32HashRouter,
+    ShardedClient,
+)
 from .containers import RedisCounter, RedisDeque, RedisDict, RedisList, RedisSet
 from .exceptions import (
     ConnectionError,
@@ -30,7 +39,6 @@ from .exceptions import (
 )
 from .lock import Lock, Redlock, synchronize
 from .nextid import NextId
-from .routers import BaseRedisRouter, RedisConsistentHashRouter, RedisCRC32HashRouter
 from .serializers import (
     BaseSerializer,
     JSONSerializer,
@@ -38,12 +46,18 @@ from .serializers import (
     PickleSerializer,
     SignedSerializer,
 )
-from .shards import HostConfig, ShardedClient
 from .testing import NullCache
 from .timer import ContextTimer
 
-# The C type when the extension is in use, else the pure twin.
-Promise = _compat.core.Promise
+
+
+def __getattr__(name: str) -> Any:
+    # Promise is the core's type, read when asked for (as every other core
+    # name is read when an object is built), so it follows the core in use.
+    if name == "Promise":
+        return _compat.core.Promise
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
 
 __version__ = "0.1.0.dev0"
 

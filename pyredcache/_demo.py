@@ -118,7 +118,7 @@ def _redact(url: str) -> str:
     """``url`` with its password, if any, replaced by ``***``.
 
     A lone user part (``redis://secret@host``) is a password too (see
-    :func:`pyredcache.client.parse_url`).
+    :func:`pyredcache.clients.urls.parse_url`).
     """
     parts = urlsplit(url)
     userinfo, at, host = parts.netloc.rpartition("@")

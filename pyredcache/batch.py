@@ -21,15 +21,32 @@ from __future__ import annotations
 
 import contextvars
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, NamedTuple
 
-from .client import set_command
+from .clients.client import set_command
 from .exceptions import PromiseError, ReplyTypeError, ResponseError, SerializationError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .cache import BaseCache
+__all__ = ["Batch", "BatchIO", "BatchMode"]
 
-__all__ = ["Batch", "BatchMode"]
+
+class BatchIO(NamedTuple):
+    """What a batch needs from the cache that opens it, handed over by
+    :meth:`~pyredcache.BaseCache.batch_mode`."""
+
+    #: ``fetch(keys)``: the raw stored values of keys (a list, None for a
+    #: miss), one MGET per server.
+    fetch: Callable[[list], list]
+    #: ``store(commands)``: run the SET commands of the computed misses, one
+    #: pipeline per server; their replies.
+    store: Callable[[list], list]
+    #: The cache's serializer (``dumps``/``loads``).
+    serializer: Any
+    #: ``bypass(value)``: True for a result returned but not stored.
+    bypass: Callable[[Any], bool]
+    #: ``report(key, exc)``: log a stored value that is treated as a miss.
+    report: Callable[[Any, Exception], None]
+    #: The core's Promise type.
+    promise: type
 
 
 class _Call:
@@ -51,12 +68,11 @@ class _Call:
 class Batch:
     """The calls recorded by one ``batch_mode()`` block."""
 
-    __slots__ = ("cache", "calls", "_promise")
+    __slots__ = ("io", "calls")
 
-    def __init__(self, cache: "BaseCache") -> None:
-        self.cache = cache
+    def __init__(self, io: BatchIO) -> None:
+        self.io = io
         self.calls: dict[Any, _Call] = {}
-        self._promise = cache._core.Promise
 
     def add(self, key: Any, func: Callable[..., Any], args: tuple, kwargs: dict,
             expire: float | None, guard: Any = None) -> Any:
@@ -66,7 +82,7 @@ class Batch:
         :class:`~pyredcache.stampede.Guard` when it uses the stampede
         options (its entries carry a header); a batch reads and writes
         them but takes no recompute lock."""
-        promise = self._promise()
+        promise = self.io.promise()
         call = self.calls.get(key)
         if call is None:
             call = self.calls[key] = _Call(key, func, args, kwargs, expire, guard)
@@ -92,7 +108,7 @@ class Batch:
         calls = list(self.calls.values())
         if not calls:
             return
-        cache = self.cache
+        io = self.io
         first_error: list[BaseException] = []
 
         def settle(call: _Call, method: str, value: Any) -> None:
@@ -106,18 +122,18 @@ class Batch:
                         first_error.append(exc)
 
         try:
-            raws = cache._batch_fetch([call.key for call in calls])
+            raws = io.fetch([call.key for call in calls])
             if type(raws) is not list or len(raws) != len(calls):  # once a batch
                 raise ReplyTypeError("MGET", calls[0].key, raws,
                                      "an array of %d bulk strings or nils" % len(calls))
-            loads = cache.serializer.loads
+            loads = io.serializer.loads
             misses = []
             for call, raw in zip(calls, raws):
                 if raw is not None:
                     try:
                         value = call.guard.decode(raw)[0] if call.guard else loads(raw)
                     except SerializationError as exc:
-                        cache._report(call.key, exc)  # a miss: recomputed and overwritten
+                        io.report(call.key, exc)  # a miss: recomputed and overwritten
                     except TypeError as exc:  # not bytes: a wrong reply to MGET?
                         raise ReplyTypeError.after_decode_failed("MGET", call.key, raw,
                                                                  exc) from None
@@ -126,16 +142,15 @@ class Batch:
                         continue
                 misses.append(call)
 
-            store = cache._batch_store is not None
-            dumps = cache.serializer.dumps
-            bypass = cache._bypass
+            dumps = io.serializer.dumps
+            bypass = io.bypass
             computed = []
             writes = []
             for call in misses:
                 try:
                     start = time.monotonic()
                     value = call.func(*call.args, **call.kwargs)
-                    if store and not bypass(value):
+                    if not bypass(value):
                         guard = call.guard
                         if guard is None:
                             writes.append(set_command(call.key, dumps(value), call.expire))
@@ -150,7 +165,7 @@ class Batch:
             write_error: BaseException | None = None
             if writes:
                 try:
-                    replies = cache._batch_store(writes)
+                    replies = io.store(writes)
                     write_error = next(
                         (r for r in replies if isinstance(r, ResponseError)), None)
                 except Exception as exc:
@@ -185,10 +200,10 @@ class BatchMode:
     block is a batch of its own, run when it ends.
     """
 
-    __slots__ = ("_cache", "_var", "_batch", "_token")
+    __slots__ = ("_io", "_var", "_batch", "_token")
 
-    def __init__(self, cache: "BaseCache", var: contextvars.ContextVar) -> None:
-        self._cache = cache
+    def __init__(self, io: BatchIO, var: contextvars.ContextVar) -> None:
+        self._io = io
         self._var = var
         self._batch: Batch | None = None
         self._token: Any = None
@@ -196,7 +211,7 @@ class BatchMode:
     def __enter__(self) -> None:
         if self._batch is not None:
             raise RuntimeError("this batch_mode() is already active; call batch_mode() again")
-        self._batch = Batch(self._cache)
+        self._batch = Batch(self._io)
         self._token = self._var.set(self._batch)
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:

@@ -17,12 +17,13 @@ import logging
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from . import _compat
-from .batch import BatchMode
-from .client import DEFAULT_TIMEOUT, OPTIONS, Client, options_doc, parse_url, set_command
+from .batch import BatchIO, BatchMode
+from .clients.client import Client, set_command
+from .clients.routers import BaseRedisRouter
+from .clients.shards import ShardedClient
+from .clients.urls import DEFAULT_TIMEOUT, OPTIONS, options_doc, parse_url
 from .exceptions import InvalidSignature, ReplyTypeError, SerializationError
-from .routers import BaseRedisRouter
 from .serializers import BaseSerializer, NativeSerializer
-from .shards import ShardedClient
 from .stampede import Guard
 
 __all__ = ["BaseCache", "Cache", "CacheCluster", "NO_VALUE"]
@@ -127,6 +128,13 @@ class BaseCache:
         (after ``del cache.client``, made again on next use; functions
         decorated before keep the client they started with)."""
         return self.get_client()
+
+    def __pyredcache_client__(self) -> Any:
+        """The client this cache talks to (:attr:`client`).  A cache handed
+        to a lock, an id sequence or a container is asked for its client
+        this way (:func:`~pyredcache.clients.as_client`): the clients layer
+        knows nothing of caches."""
+        return self.client
 
     # -- keys and values ---------------------------------------------------------
 
@@ -334,7 +342,8 @@ class BaseCache:
             report = self._report
             current_batch = self._batch_var.get
             if lock or stale_ttl is not None or beta is not None:
-                guard = Guard(self, ex, lock, lock_timeout, stale_ttl, beta)
+                guard = Guard(client, serializer, bypass, report, ex, lock, lock_timeout,
+                              stale_ttl, beta)
 
                 @functools.wraps(f)
                 def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -397,15 +406,13 @@ class BaseCache:
         are rejected with it), and otherwise the first exception a
         promise's ``then()`` callback raised.
         """
-        return BatchMode(self, self._batch_var)
+        return BatchMode(self._batch_io(), self._batch_var)
 
-    def _batch_fetch(self, keys: list) -> list:
-        """The raw values of keys, None for misses (batch mode)."""
-        return self.client.mget(keys)
-
-    def _batch_store(self, commands: list) -> list:
-        """Run the SET commands of a batch's misses; their replies."""
-        return self.client.pipeline_execute(commands)
+    def _batch_io(self) -> BatchIO:
+        """What a batch of this cache needs (see :class:`~pyredcache.batch.BatchIO`)."""
+        client = self.client
+        return BatchIO(client.mget, client.pipeline_execute, self.serializer, self._bypass,
+                       self._report, self._core.Promise)
 
     def invalidate(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
         """Delete the cached result of ``func(*args, **kwargs)``.
@@ -467,7 +474,7 @@ class Cache(BaseCache):
     """A cache on one Redis server.
 
     rc's positional parameters, in rc's order (the connection options
-    from the table :data:`pyredcache.client.OPTIONS`, as all below, shared
+    from the table :data:`pyredcache.clients.urls.OPTIONS`, as all below, shared
     with :class:`~pyredcache.Client` and the URLs of :meth:`from_url`):
 
 {positional}
@@ -555,7 +562,7 @@ class Cache(BaseCache):
         """Make a Cache from a URL: ``redis://[[user]:password@]host[:port][/db]``
         or ``unix:///path/to/socket?db=N``, with any connection option in
         the query string (``?socket_timeout=0.5&busy_poll=0``, see
-        :func:`~pyredcache.client.parse_url`).
+        :func:`~pyredcache.clients.urls.parse_url`).
 
         Keyword arguments are Cache's own (namespace, serializer_cls, a
         connection option, ...) and override what the URL says, as do the
@@ -569,7 +576,7 @@ class Cache(BaseCache):
         return cls(**options)
 
     def get_client(self) -> Client:
-        """Return the :class:`~pyredcache.client.Client` this cache uses:
+        """Return the :class:`~pyredcache.Client` this cache uses:
         the one :attr:`client` holds, or, when it holds none (after ``del
         cache.client``), a new one for this cache's server and options,
         which :attr:`client` then keeps.  A subclass may override it to
@@ -603,7 +610,7 @@ class CacheCluster(BaseCache):
     each server, all servers in flight at once, and return results in the
     caller's key order.
 
-    :param hosts: host name to :class:`~pyredcache.shards.HostConfig`
+    :param hosts: host name to :class:`~pyredcache.clients.shards.HostConfig`
         options (dict: ``host``, ``port``, ``unix_socket_path``, ``db``,
         ``password``), or to HostConfig instances.
     :param namespace: prefix added to every key (str).
@@ -611,15 +618,15 @@ class CacheCluster(BaseCache):
         NativeSerializer.
     :param default_expire: seconds a value lives when no expire is given
         (None: no expiry); default 259200 (three days).
-    :param router_cls: a :class:`~pyredcache.routers.BaseRedisRouter`
-        subclass; default :class:`~pyredcache.routers.RedisCRC32HashRouter`
-        (rc's default; :class:`~pyredcache.routers.RedisConsistentHashRouter`
+    :param router_cls: a :class:`~pyredcache.clients.routers.BaseRedisRouter`
+        subclass; default :class:`~pyredcache.clients.routers.RedisCRC32HashRouter`
+        (rc's default; :class:`~pyredcache.clients.routers.RedisConsistentHashRouter`
         moves fewer keys when servers are added or removed).
     :param router_options: keyword arguments for ``router_cls`` (dict).
     :param pool_cls: per-server client class, :class:`~pyredcache.Client`
         or a subclass.
     :param pool_options: per-server client options (dict): any
-        :class:`~pyredcache.Client` option (:data:`pyredcache.client.OPTIONS`)
+        :class:`~pyredcache.Client` option (:data:`pyredcache.clients.urls.OPTIONS`)
         but the address ones HostConfig gives: ``socket_timeout`` (seconds,
         default ``poller_timeout``), ``socket_connect_timeout`` (seconds,
         default 1.0), ``busy_poll`` (microseconds), ``username``,
@@ -675,7 +682,7 @@ class CacheCluster(BaseCache):
         self.poller_timeout = poller_timeout
 
     def get_client(self) -> ShardedClient:
-        """Return the :class:`~pyredcache.shards.ShardedClient` this cache
+        """Return the :class:`~pyredcache.clients.shards.ShardedClient` this cache
         uses: the one :attr:`client` holds, or, when it holds none (after
         ``del cache.client``), a new one over this cache's hosts and
         options, which :attr:`client` then keeps.  A subclass may override

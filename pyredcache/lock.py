@@ -27,7 +27,9 @@ import secrets
 import time
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
-from .client import Client, as_client, report_unreachable
+from .clients.adapters import as_client
+from .clients.client import Client, report_unreachable
+from .clients.scripts import Script
 from .exceptions import (
     ExtendUnlockedLock,
     LockTimeout,
@@ -36,7 +38,6 @@ from .exceptions import (
     ResponseError,
     TooManyExtensions,
 )
-from .scripts import Script
 
 __all__ = ["Redlock", "synchronize", "Lock"]
 
@@ -108,7 +109,7 @@ class Redlock:
       as pottery's, with the same ``SET NX PX`` and compare-and-delete: a
       pottery process and a pyredcache process contend for the same lock.
     * ``masters``: an iterable of independent masters (in production five),
-      each anything :func:`~pyredcache.client.as_client` takes: a
+      each anything :func:`~pyredcache.clients.as_client` takes: a
       :class:`~pyredcache.Client`, a ``redis://``/``unix://`` URL, a
       :class:`~pyredcache.Cache`, a redis-py client.  None: one
       :class:`~pyredcache.Client` on localhost:6379.
@@ -137,7 +138,7 @@ class Redlock:
     ``socket_timeout``), 1.0 second each by default.  Masters that cannot
     be reached (refused, silent, timed out) are named in one warning of
     the ``"pyredcache"`` logger per episode, not one per retry (see
-    :func:`~pyredcache.client.report_unreachable`): a blocking
+    :func:`~pyredcache.clients.client.report_unreachable`): a blocking
     :meth:`acquire` keeps retrying meanwhile.
     Algorithm: the distributed-locks page of the Redis docs.
 
@@ -245,7 +246,7 @@ return false
         else:
             if isinstance(masters, (str, bytes)):
                 masters = [masters]
-            clients = [as_client(m, self.key) for m in masters]
+            clients = [as_client(m, self.key, native=True) for m in masters]
         if not clients:
             raise ValueError("masters must name at least one Redis master")
         cores = {c._core for c in clients}
@@ -538,7 +539,7 @@ class Lock:
       :class:`~pyredcache.exceptions.LockTimeout`.  retools counted retry
       loops (about one a second); here it is wall-clock seconds, tried
       again after short random sleeps (up to 50 ms).
-    * ``redis``: anything :func:`~pyredcache.client.as_client` takes with
+    * ``redis``: anything :func:`~pyredcache.clients.as_client` takes with
       ``key`` (a Client, URL, Cache, CacheCluster, redis-py client); None:
       a :class:`~pyredcache.Client` on localhost:6379.
 
@@ -574,7 +575,7 @@ return 0
         self.key = key
         self.expires = expires
         self.timeout = timeout
-        self.client: Client = Client() if redis is None else as_client(redis, key)
+        self.client: Client = Client() if redis is None else as_client(redis, key, native=True)
         self._px = max(1, round(expires * 1000))
         self._value: str | None = None
 

@@ -35,9 +35,10 @@ import time
 import weakref
 from typing import Any, Iterable, Iterator
 
-from .client import Client, as_client, fan_out, report_unreachable
+from .clients.adapters import as_client
+from .clients.client import Client, multi_pipeline, report_unreachable
+from .clients.scripts import Script
 from .exceptions import QuorumNotAchieved
-from .scripts import Script
 
 __all__ = ["NextId"]
 
@@ -89,7 +90,7 @@ class NextId:
         ``"nextid:" + key``, as in pottery.  Different keys are independent
         sequences.
     :param masters: an iterable of independent Redis servers, each anything
-        :func:`~pyredcache.client.as_client` takes (a
+        :func:`~pyredcache.clients.as_client` takes (a
         :class:`~pyredcache.Client`, a ``redis://`` or ``unix://`` URL, a
         pyredcache cache, a ``redis.Redis``).  Use an odd number of separate
         servers (five in production); they are masters, not replicas of
@@ -110,7 +111,7 @@ class NextId:
         bounded by its client's ``socket_connect_timeout`` (1.0 second by
         default).  Masters that cannot be reached are named in one warning
         of the ``"pyredcache"`` logger per episode, not one per try (see
-        :func:`~pyredcache.client.report_unreachable`).
+        :func:`~pyredcache.clients.client.report_unreachable`).
     :param retry_delay: seconds (``float >= 0``, default 0.005).  Before
         try ``k`` (``k >= 2``) :meth:`__next__` sleeps a random time in
         ``[0, retry_delay * 2**(k-2))`` (the doubling stops at 32 times
@@ -124,7 +125,7 @@ class NextId:
     not a positive number of seconds, a negative ``retry_delay``, no
     masters, or two masters that are the same server (a quorum needs
     independent servers); :class:`TypeError` for arguments of the wrong
-    type and for a master :func:`~pyredcache.client.as_client` does not
+    type and for a master :func:`~pyredcache.clients.as_client` does not
     accept.
 
     ``next(ids)`` returns the next id (``int``, from 1 after a fresh start
@@ -189,7 +190,7 @@ return 0
             if isinstance(masters, (str, bytes)):
                 raise TypeError("masters must be an iterable of servers, not a single %s"
                                 % type(masters).__name__)
-            clients = [as_client(m) for m in masters]
+            clients = [as_client(m, native=True) for m in masters]
             if not clients:
                 raise ValueError("masters must name at least one Redis server")
         seen: dict[tuple, int] = {}
@@ -270,7 +271,7 @@ return 0
         """The largest value a quorum of masters holds (0 for a missing
         key), or None with the errors when fewer than a quorum answered."""
         command = [("GET", self.key)]
-        replies = fan_out([(m, command) for m in self.masters], self.timeout)
+        replies = multi_pipeline([(m, command) for m in self.masters], self.timeout)
         report_unreachable("NextId %r" % self.key, self.masters, replies)
         values: list[int] = []
         errors: list[BaseException] = []
@@ -297,8 +298,8 @@ return 0
         """Set candidate on every master where it is greater; True when a
         quorum took it, and the errors of this round."""
         errors: list[BaseException] = []
-        replies = self.SET_IF_GREATER.run_on(self.masters, [self.key], [candidate],
-                                             self.timeout)
+        replies = self.SET_IF_GREATER.multi_pipeline(self.masters, [self.key], [candidate],
+                                                     self.timeout)
         report_unreachable("NextId %r" % self.key, self.masters, replies)
         taken = 0
         for reply in replies:
@@ -323,7 +324,7 @@ return 0
         """
         with self._mutex:
             command = [("DEL", self.key)]
-            replies = fan_out([(m, command) for m in self.masters], self.timeout)
+            replies = multi_pipeline([(m, command) for m in self.masters], self.timeout)
             report_unreachable("NextId %r" % self.key, self.masters, replies)
             errors = [r if isinstance(r, BaseException) else r[0] for r in replies]
             errors = [e for e in errors if isinstance(e, BaseException)]

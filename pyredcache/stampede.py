@@ -36,9 +36,9 @@ import struct
 import time
 from typing import Any, Callable
 
-from .client import Client, set_command
+from .clients.client import Client, set_command
+from .clients.scripts import Script
 from .exceptions import ReplyTypeError, SerializationError
-from .scripts import Script
 
 __all__ = ["ENVELOPE", "Guard"]
 
@@ -61,7 +61,8 @@ _random = random.random
 
 class Guard:
     """The stampede options of one decorated function, and the wrapper
-    logic that applies them.  Built by ``BaseCache.cache``."""
+    logic that applies them.  Built by ``BaseCache.cache``, which hands it
+    its client, serializer and hooks."""
 
     #: KEYS[1]: the lock key; ARGV[1]: our token.  Deletes the lock only
     #: if it is still ours.  Returns 1 if deleted, else 0.
@@ -72,9 +73,16 @@ end
 return 0
 """)
 
-    def __init__(self, cache: Any, expire: float | None, lock: bool,
-                 lock_timeout: float, stale_ttl: float | None,
+    def __init__(self, client: Any, serializer: Any, bypass: Callable[[Any], bool],
+                 report: Callable[[Any, Exception], None], expire: float | None,
+                 lock: bool, lock_timeout: float, stale_ttl: float | None,
                  beta: float | None) -> None:
+        """``client``: the cache's client (a Client or ShardedClient);
+        ``serializer``: its serializer (``dumps``/``loads``); ``bypass(value)``:
+        True for a result returned but not stored; ``report(key, exc)``:
+        logs a stored value treated as a miss.  ``expire``, ``lock_timeout``
+        and ``stale_ttl`` in seconds; see :meth:`~pyredcache.BaseCache.cache`
+        for the options.  Raises TypeError/ValueError for a bad option."""
         for name, value in (("lock_timeout", lock_timeout), ("stale_ttl", stale_ttl),
                             ("beta", beta)):
             if value is None:
@@ -86,10 +94,10 @@ return 0
         if (stale_ttl is not None or beta is not None) and expire is None:
             raise ValueError("stale_ttl and beta need an expiry: give expire= or a "
                              "default_expire")
-        self.client = cache.client
-        self.serializer = cache.serializer
-        self.bypass = cache._bypass
-        self.report = cache._report
+        self.client = client
+        self.serializer = serializer
+        self.bypass = bypass
+        self.report = report
         self.expire = expire
         self.lock = lock or stale_ttl is not None
         self.lock_ms = max(1, round(lock_timeout * 1000))

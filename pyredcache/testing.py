@@ -5,9 +5,22 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Mapping
 
+from .batch import BatchIO
 from .cache import BaseCache
 
 __all__ = ["NullCache"]
+
+
+def _all_miss(keys: list) -> list:
+    return [None] * len(keys)
+
+
+def _store_nothing(commands: list) -> list:
+    return [b"OK"] * len(commands)
+
+
+def _always(value: Any) -> bool:
+    return True
 
 
 class NullCache(BaseCache):
@@ -58,10 +71,11 @@ class NullCache(BaseCache):
             return wrapper
         return decorator
 
-    def _batch_fetch(self, keys: list) -> list:
-        return [None] * len(keys)
-
-    _batch_store = None  # type: ignore[assignment]  # nothing is stored
+    def _batch_io(self) -> BatchIO:
+        # Every key misses and every result bypasses the store: nothing is
+        # fetched or written, every call runs.
+        return BatchIO(_all_miss, _store_nothing, self.serializer, _always, self._report,
+                       self._core.Promise)
 
     def invalidate(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
         return True

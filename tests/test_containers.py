@@ -31,8 +31,8 @@ import redis as redis_py
 
 from pyredcache import Cache, _compat
 from pyredcache import timer as timer_module
-from pyredcache.adapters import RedisPyAdapter, command_client, server_identity
-from pyredcache.client import Client
+from pyredcache.clients import Client, RedisPyAdapter, as_client
+from pyredcache.clients.adapters import server_identity
 from pyredcache.containers import (
     TEMPORARY_PREFIX,
     RedisCounter,
@@ -942,7 +942,7 @@ def test_redis_argument_forms(impl, redis_server, redis_url: str,
     client = RedisDict(key="never-used")._client  # builds no connection yet
     assert (client.connection_kwargs["host"], client.connection_kwargs["port"]) == \
         ("localhost", 6379)
-    with pytest.raises(TypeError, match="redis= takes"):
+    with pytest.raises(TypeError, match="a redis:// or unix:// URL, or a redis-py-compatible"):
         RedisDict(redis=42, key="x")
 
 
@@ -958,10 +958,10 @@ def test_fakeredis_goes_through_the_adapter() -> None:
             assert d.to_dict() == {"a": [1, 2]}
         s = RedisSet(["x"], redis=fake, key=key())
         assert s == {"x"} and s.pop() == "x"
-    a = command_client(fakeredis.FakeRedis(server=server))
-    b = command_client(fakeredis.FakeRedis(server=server))
+    a = as_client(fakeredis.FakeRedis(server=server))
+    b = as_client(fakeredis.FakeRedis(server=server))
     assert server_identity(a) == server_identity(b)
-    assert server_identity(a) != server_identity(command_client(fakeredis.FakeRedis()))
+    assert server_identity(a) != server_identity(as_client(fakeredis.FakeRedis()))
     with pytest.raises(ResponseError, match="WRONGTYPE"):
         a.execute_command("SET", "s", "1")
         a.execute_command("HGET", "s", "x")

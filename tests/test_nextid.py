@@ -205,11 +205,11 @@ def test_a_master_holding_a_wrong_type_does_not_vote(impl, masters):
 
 
 class CountingFanOut:
-    """Wraps nextid's fan_out to count the reads (fan-outs of GET)."""
+    """Wraps nextid's multi_pipeline to count the reads (GET on every master)."""
 
     def __init__(self) -> None:
         self.reads = 0
-        self.real = nextid_module.fan_out
+        self.real = nextid_module.multi_pipeline
 
     def __call__(self, jobs, timeout=None):
         if jobs and jobs[0][1][0][0] == "GET":
@@ -223,7 +223,7 @@ def test_three_masters_killed_no_quorum(impl, masters, monkeypatch):
     for s in masters[:3]:
         s.kill()
     counter = CountingFanOut()
-    monkeypatch.setattr(nextid_module, "fan_out", counter)
+    monkeypatch.setattr(nextid_module, "multi_pipeline", counter)
     with pytest.raises(QuorumNotAchieved) as info:
         next(ids)
     assert counter.reads == 4  # every try was made
@@ -241,7 +241,7 @@ def test_three_masters_killed_raise_on_redis_errors(impl, masters, monkeypatch):
     for s in masters[:3]:
         s.kill()
     counter = CountingFanOut()
-    monkeypatch.setattr(nextid_module, "fan_out", counter)
+    monkeypatch.setattr(nextid_module, "multi_pipeline", counter)
     with pytest.raises(QuorumNotAchieved) as info:
         next(ids)
     assert counter.reads == 1  # raised at once, no further tries

@@ -205,7 +205,8 @@ def test_bad_stored_bytes_are_a_miss(cache, redis_server):
     redis_server.client().set(key, stampede.ENVELOPE + b"\x00")  # truncated header
     assert f(3) == 3
     assert cache.client.get(key).startswith(stampede.ENVELOPE)
-    guard_decode = stampede.Guard(cache, 60, False, 10.0, None, 1.0).decode
+    guard_decode = stampede.Guard(cache.client, cache.serializer, cache._bypass, cache._report,
+                                  60, False, 10.0, None, 1.0).decode
     with pytest.raises(SerializationError):
         guard_decode(stampede.ENVELOPE + b"\x00")
 

@@ -26,7 +26,7 @@ import redis as redis_py
 
 from fakeserver import SilentServer
 from pyredcache import Cache, CacheCluster, Client, NextId, RedisDict, Redlock
-from pyredcache.client import DEFAULT_TIMEOUT, OPTIONS, as_client, parse_url
+from pyredcache.clients import DEFAULT_TIMEOUT, OPTIONS, as_client, parse_url
 from pyredcache.exceptions import ConnectionError, QuorumNotAchieved, TimeoutError
 
 # Generous next to the 1 s bounds (a loaded 2-CPU machine), far below "for ever".

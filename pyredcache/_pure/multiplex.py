@@ -229,7 +229,7 @@ def _io(job: _Job, revents: int, running: list) -> None:
                 except BlockingIOError:
                     break
                 if not chunk:
-                    _parse(job, running)
+                    _parse_replies(job, running)
                     if not job.done:
                         _fail(job, ConnectionError(
                             "Server closed the connection: %s: end of stream"
@@ -243,10 +243,10 @@ def _io(job: _Job, revents: int, running: list) -> None:
             "Error while talking to %s: %s" % (conn._describe(), exc.strerror or exc)),
             running)
         return
-    _parse(job, running)
+    _parse_replies(job, running)
 
 
-def _parse(job: _Job, running: list) -> None:
+def _parse_replies(job: _Job, running: list) -> None:
     reader = job.conn._reader
     while len(job.replies) < job.ncmds:
         try:

@@ -6,7 +6,7 @@ switch by changing an import and both libraries share the data.
 * :class:`RedisDict` (a Redis hash), :class:`RedisCounter` (a hash of
   counts), :class:`RedisSet` (a Redis set), :class:`RedisList` and
   :class:`RedisDeque` (a Redis list).
-* They talk to Redis through :func:`pyredcache.adapters.command_client`:
+* They talk to Redis through :func:`pyredcache.clients.as_client`:
   our C client whenever the given client allows it, a redis-py adapter
   otherwise.  Each wait is then bounded by that client's timeouts (1.0
   second each by default for a URL or a :class:`~pyredcache.Client`): a

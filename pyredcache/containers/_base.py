@@ -12,7 +12,8 @@ import warnings
 import weakref
 from typing import Any, Iterable, NoReturn, Sequence
 
-from ..adapters import command_client, server_identity
+from ..clients.adapters import as_client, server_identity
+from ..clients.scripts import Script
 from ..exceptions import (
     InefficientAccessWarning,
     KeyExistsError,
@@ -20,7 +21,6 @@ from ..exceptions import (
     SerializationError,
     WrongTypeError,
 )
-from ..scripts import Script
 
 logger = logging.getLogger("pyredcache.containers")
 
@@ -202,7 +202,7 @@ return 1
         temporary = not key
         if temporary:
             key = TEMPORARY_PREFIX + str(uuid.uuid4())
-        client = command_client(redis, key)
+        client = as_client(redis, key)
         self._client = client
         self._execute = client.execute_command
         self._pipeline = client.pipeline_execute

@@ -8,8 +8,8 @@ import itertools
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, MutableMapping, ValuesView
 from typing import Any, Iterable
 
+from ..clients.scripts import Script
 from ..exceptions import ResponseError
-from ..scripts import Script
 from ._base import (
     LUA_PUSH,
     Container,

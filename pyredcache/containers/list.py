@@ -9,8 +9,8 @@ import sys
 from collections.abc import Iterable, Iterator, MutableSequence
 from typing import Any
 
+from ..clients.scripts import Script
 from ..exceptions import ResponseError
-from ..scripts import Script
 from ._base import (
     HOLE,
     LUA_PUSH,

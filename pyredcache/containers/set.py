@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, MutableSet, Set
 from typing import Any
 
+from ..clients.scripts import Script
 from ..exceptions import ResponseError
-from ..scripts import Script
 from ._base import LUA_PUSH, Container, decode_hashable, encode, warn_inefficient
 
 __all__ = ["RedisSet"]

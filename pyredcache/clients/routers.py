@@ -8,7 +8,7 @@ moved from rc finds every key on the server rc put it on:
   ``crc32`` was signed; the same signed value is used here.
 * :class:`RedisConsistentHashRouter`: ketama consistent hashing over MD5,
   the ring of rc's ``rc/ketama.py`` (160 points per host, named by the
-  host's :class:`~pyredcache.shards.HostConfig` repr), so adding or
+  host's :class:`~pyredcache.clients.shards.HostConfig` repr), so adding or
   removing a host moves only the keys of that host.
 
 Hashing and ring lookup run in the core (C, or its pure twin).  To route
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Hashable, Mapping, Sequence
 
-from . import _compat
+from .. import _compat
 
 __all__ = ["BaseRedisRouter", "RedisCRC32HashRouter", "RedisConsistentHashRouter"]
 
@@ -29,7 +29,7 @@ class BaseRedisRouter:
     """Base class of routers: maps a key to the name of the host holding it.
 
     :param hosts: the cluster's hosts, a mapping of host name to
-        :class:`~pyredcache.shards.HostConfig`.
+        :class:`~pyredcache.clients.shards.HostConfig`.
 
     Subclass it and implement :meth:`get_host_for_key`; a subclass may also
     override :meth:`partition` with a faster way to route many keys.
@@ -107,7 +107,7 @@ class RedisConsistentHashRouter(_CoreRouter):
     """Ketama consistent hashing over MD5, as rc's ``rc/ketama.py``.
 
     Each host is put on the ring under the repr of its
-    :class:`~pyredcache.shards.HostConfig` (``<HostConfig db=0
+    :class:`~pyredcache.clients.shards.HostConfig` (``<HostConfig db=0
     host=localhost port=6379 unix_socket_path=None>``, as rc names it), at
     ``floor(40 * n * weight / total weight)`` MD5 digests, four points
     each: 160 points per host when weights are equal.  A key goes to the

@@ -1,8 +1,8 @@
 """Client-side sharding: one client over several independent Redis servers.
 
-:class:`ShardedClient` has the methods of :class:`~pyredcache.client.Client`
+:class:`ShardedClient` has the methods of :class:`~pyredcache.Client`
 and routes each key to the server its router names (see
-:mod:`pyredcache.routers`).  Commands on many keys (``mget``, ``delete``,
+:mod:`pyredcache.clients.routers`).  Commands on many keys (``mget``, ``delete``,
 ``exists``, ``pipeline_execute``) are split by server and sent as one
 pipeline per server, every server in flight at once (``multi_pipeline`` in
 the core: non-blocking sockets and one ``poll()``), and the replies come
@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from typing import Any, Hashable, Iterator, Mapping, Sequence
 
-from . import _compat
-from .client import DEFAULT_TIMEOUT, OPTIONS, Client, fan_out, set_command
-from .exceptions import ConnectionError, ReplyTypeError, ResponseError
+from .. import _compat
+from ..exceptions import ConnectionError, ReplyTypeError, ResponseError
+from .client import Client, multi_pipeline, set_command
 from .routers import BaseRedisRouter, RedisCRC32HashRouter
+from .urls import DEFAULT_TIMEOUT, OPTIONS
 
 __all__ = ["HostConfig", "ShardedClient"]
 
@@ -118,14 +119,14 @@ class ShardedClient:
 
     :param hosts: ``{host_name: {"host": ..., "port": ..., "db": ...}}``
         (the options of :class:`HostConfig`) or ``{host_name: HostConfig}``.
-    :param router_cls: a :class:`~pyredcache.routers.BaseRedisRouter`
-        subclass; default :class:`~pyredcache.routers.RedisCRC32HashRouter`.
+    :param router_cls: a :class:`~pyredcache.clients.routers.BaseRedisRouter`
+        subclass; default :class:`~pyredcache.clients.routers.RedisCRC32HashRouter`.
     :param router_options: keyword arguments for ``router_cls`` (dict).
     :param pool_cls: the per-server client class, a subclass of
-        :class:`~pyredcache.client.Client` (default Client).
+        :class:`~pyredcache.Client` (default Client).
     :param pool_options: keyword arguments for every per-server client,
-        any :class:`~pyredcache.client.Client` option
-        (:data:`~pyredcache.client.OPTIONS`) but the address ones a
+        any :class:`~pyredcache.Client` option
+        (:data:`~pyredcache.clients.urls.OPTIONS`) but the address ones a
         HostConfig gives: ``socket_timeout`` (seconds, default
         ``poller_timeout``), ``socket_connect_timeout`` (seconds, default
         1.0), ``busy_poll`` (microseconds), ``username``,
@@ -207,7 +208,7 @@ class ShardedClient:
         return self.router.get_host_for_key(key)
 
     def client_for_key(self, key: str | bytes) -> Client:
-        """The :class:`~pyredcache.client.Client` of the host holding key."""
+        """The :class:`~pyredcache.Client` of the host holding key."""
         return self.clients[self.router.get_host_for_key(key)]
 
     def _error(self, failed: Sequence[tuple[Hashable, BaseException]]) -> BaseException:
@@ -217,11 +218,13 @@ class ShardedClient:
             message += " (also failed: %s)" % ", ".join(repr(n) for n, _ in failed[1:])
         return type(exc)(message)
 
-    def _fan_out(self, work: Mapping[Hashable, list]) -> dict[Hashable, list]:
-        """Run one pipeline per host, all in flight at once; replies by host."""
+    def _multi_pipeline(self, work: Mapping[Hashable, list]) -> dict[Hashable, list]:
+        """Run one pipeline per host (:func:`~pyredcache.clients.client.multi_pipeline`),
+        all in flight at once; replies by host.  The first host that failed
+        raises, naming every host that failed."""
         names = list(work)
-        results = fan_out([(self.clients[name], work[name]) for name in names],
-                          self.poller_timeout, self.max_concurrency)
+        results = multi_pipeline([(self.clients[name], work[name]) for name in names],
+                                 self.poller_timeout, self.max_concurrency)
         failed = [(name, r) for name, r in zip(names, results) if isinstance(r, BaseException)]
         if failed:
             raise self._error(failed) from failed[0][1]
@@ -262,7 +265,7 @@ class ShardedClient:
 
     def _per_host(self, command: str, keys: Sequence[Any]) -> Iterator[Any]:
         groups = self.router.partition(keys)
-        replies = self._fan_out({name: [(command, *ks)] for name, (_, ks) in groups.items()})
+        replies = self._multi_pipeline({name: [(command, *ks)] for name, (_, ks) in groups.items()})
         for name in groups:
             reply = replies[name][0]
             if isinstance(reply, ResponseError):
@@ -275,7 +278,7 @@ class ShardedClient:
         if not keys:
             return []
         groups = self.router.partition(keys)
-        replies = self._fan_out({name: [("MGET", *ks)] for name, (_, ks) in groups.items()})
+        replies = self._multi_pipeline({name: [("MGET", *ks)] for name, (_, ks) in groups.items()})
         out: list = [None] * len(keys)
         for name, (positions, ks) in groups.items():
             values = replies[name][0]
@@ -316,7 +319,7 @@ class ShardedClient:
             raise TypeError("ShardedClient.pipeline_execute routes each command by its "
                             "first key: every command needs one") from None
         groups = self.router.partition(keys)
-        replies = self._fan_out(
+        replies = self._multi_pipeline(
             {name: [commands[i] for i in positions] for name, (positions, _) in groups.items()}
         )
         out: list = [None] * len(commands)
@@ -328,7 +331,7 @@ class ShardedClient:
     # -- every host --------------------------------------------------------------------
 
     def _all_hosts(self, *command: Any) -> list:
-        replies = self._fan_out({name: [command] for name in self.clients})
+        replies = self._multi_pipeline({name: [command] for name in self.clients})
         return [replies[name][0] for name in self.clients]
 
     def ping(self) -> bool:

@@ -1,8 +1,8 @@
-"""Clients: the one object a feature talks to, whatever the topology.
+"""The client of one Redis server: :class:`Client`, a thread-safe pool of
+core connections (``pyredcache._core.Connection`` or its pure twin), and
+:func:`multi_pipeline`, one pipeline on each of several clients at once.
 
-A client moves commands and replies; it knows nothing of caching.  This
-module has :class:`Client`, for one Redis server, over a pool of core
-connections (``pyredcache._core.Connection`` or its pure twin).
+A client moves commands and replies; it knows nothing of caching.
 """
 
 from __future__ import annotations
@@ -10,173 +10,17 @@ from __future__ import annotations
 import collections
 import logging
 import math
-import textwrap
 import threading
 import weakref
-from typing import Any, Callable, Iterable, NamedTuple, Sequence
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Any, Iterable, Sequence
 
-from . import _compat
-from .exceptions import ConnectionError
+from .. import _compat
+from ..exceptions import ConnectionError
+from .urls import OPTIONS, options_doc, parse_url
 
-__all__ = ["Client", "DEFAULT_TIMEOUT", "OPTIONS", "Option", "as_client", "fan_out",
-           "parse_url", "report_unreachable"]
+__all__ = ["Client", "multi_pipeline", "report_unreachable", "set_command"]
 
 log = logging.getLogger("pyredcache")
-
-#: Seconds: the default ``socket_timeout`` and ``socket_connect_timeout`` of
-#: every connection pyredcache makes (a cache that hangs is worse than a
-#: miss).  ``None``, given explicitly, waits for ever.
-DEFAULT_TIMEOUT = 1.0
-
-
-class Option(NamedTuple):
-    """One connection option: its default, what it means, and how a URL's
-    query string gives it (a function of the query's text; None when the
-    query cannot carry it: the URL says it elsewhere, or not at all)."""
-
-    default: Any
-    doc: str
-    query: Callable[[str], Any] | None
-
-
-#: Every connection option, by name: the one table from which
-#: :func:`parse_url`'s query options, the keywords of :class:`Client` and
-#: :class:`~pyredcache.Cache`, ``Cache(redis_options=...)`` and
-#: ``CacheCluster(pool_options=...)`` are derived (and their docs).
-OPTIONS: dict[str, Option] = {
-    "host": Option("localhost", "server host name or address (str).", None),
-    "port": Option(6379, "server TCP port (int).", None),
-    "unix_socket_path": Option(
-        None, "connect over this unix socket instead of TCP (str); a ``unix://`` "
-        "URL's path.", None),
-    "db": Option(0, "database number (int >= 0), selected on connect.", int),
-    "username": Option(None, "ACL user name for AUTH (str; needs a password).", None),
-    "password": Option(None, "password for AUTH (str or None).", None),
-    "socket_timeout": Option(
-        DEFAULT_TIMEOUT,
-        "seconds each wait for a reply may last (float > 0), default 1.0; past "
-        "it :class:`~pyredcache.exceptions.TimeoutError` is raised and the "
-        "connection closed.  None waits for ever (not recommended: a server that "
-        "accepts and never answers, or is stopped, hangs the call).", float),
-    "socket_connect_timeout": Option(
-        DEFAULT_TIMEOUT,
-        "seconds a connect (TCP or unix socket) may last (float > 0), default "
-        "1.0; past it :class:`~pyredcache.exceptions.ConnectionError` is "
-        "raised.  None waits for ever, or for the OS's limit (not recommended).",
-        float),
-    "busy_poll": Option(
-        None, "microseconds (int, 0..1000000) a wait for a reply spins on the "
-        "socket before the thread sleeps; None: 50 on two CPUs or more, 0 "
-        "(never spin) on one.", int),
-    "max_idle_connections": Option(
-        64, "idle connections kept in the pool (int >= 1); the others are "
-        "closed when returned.", int),
-}
-
-
-def options_doc(names: Iterable[str], indent: str = "    ") -> str:
-    """The ``:param:`` lines documenting the given :data:`OPTIONS`, each
-    line starting with ``indent`` (for a docstring indented so)."""
-    lines = []
-    for name in names:
-        text = ":param %s: %s" % (name, OPTIONS[name].doc)
-        lines += textwrap.wrap(text, 76 - len(indent), initial_indent=indent,
-                               subsequent_indent=indent + "    ")
-    return "\n".join(lines) + "\n"
-
-
-#: The options a URL's query string may carry.
-_QUERY_OPTIONS = tuple(name for name, option in OPTIONS.items() if option.query is not None)
-
-
-def parse_url(url: str) -> dict[str, Any]:
-    """Parse a Redis URL into :class:`Client` keyword arguments.
-
-    Accepted forms:
-
-    * ``redis://[[user]:password@]host[:port][/db]``
-    * ``unix:///path/to/socket[?db=N]``
-
-    Both may carry, in the query string, every option of :data:`OPTIONS`
-    that a URL does not say elsewhere: ``db=N``, ``socket_timeout=S`` and
-    ``socket_connect_timeout=S`` (seconds, float), ``busy_poll=US``
-    (microseconds) and ``max_idle_connections=N``; the same names are
-    keywords of :class:`Client` and :class:`~pyredcache.Cache`.  Options the
-    URL does not give are left out of the result (so the keywords' defaults
-    apply: 1.0 s for both timeouts).  User name and password are
-    percent-decoded.
-
-    Raises :class:`ValueError` naming the problem for anything else: an
-    unknown scheme (``rediss://``: TLS is not supported by the C core yet),
-    a bad port or db, a path that is not a db number, an unknown query
-    option.
-    """
-    if not isinstance(url, str):
-        raise TypeError("url must be str, not %s" % type(url).__name__)
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError("malformed Redis URL %r: %s" % (url, exc)) from None
-    scheme = parts.scheme.lower()
-    kwargs: dict[str, Any] = {}
-    if parts.username:
-        kwargs["username"] = unquote(parts.username)
-    if parts.password is not None:
-        kwargs["password"] = unquote(parts.password)
-    if kwargs.get("username") is not None and "password" not in kwargs:
-        # redis://secret@host: a lone user part is the password (AUTH pass)
-        kwargs["password"] = kwargs.pop("username")
-    if scheme == "redis":
-        if not parts.hostname:
-            raise ValueError("malformed Redis URL %r: no host" % url)
-        kwargs["host"] = unquote(parts.hostname)
-        if port is not None:
-            kwargs["port"] = port
-        path = parts.path.strip("/")
-        if path:
-            if not path.isdigit():
-                raise ValueError(
-                    "malformed Redis URL %r: the path must be a db number, got %r" % (url, path)
-                )
-            kwargs["db"] = int(path)
-    elif scheme == "unix":
-        if not parts.path:
-            raise ValueError("malformed Redis URL %r: no socket path" % url)
-        if parts.hostname not in (None, "", "localhost"):
-            raise ValueError(
-                "malformed Redis URL %r: write unix:///absolute/path (three slashes)" % url
-            )
-        kwargs["unix_socket_path"] = unquote(parts.path)
-    elif scheme == "rediss":
-        raise ValueError("rediss:// (TLS) URLs are not supported yet: %r" % url)
-    else:
-        raise ValueError(
-            "malformed Redis URL %r: the scheme must be redis:// or unix://" % url
-        )
-    try:
-        query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
-    except ValueError:
-        raise ValueError("malformed Redis URL %r: bad query string" % url) from None
-    for name, values in query.items():
-        option = OPTIONS.get(name)
-        conv = None if option is None else option.query
-        if conv is None:
-            raise ValueError("malformed Redis URL %r: unknown option %r (the query may "
-                             "carry %s)" % (url, name, ", ".join(_QUERY_OPTIONS)))
-        try:
-            value = conv(values[-1])
-        except ValueError:
-            raise ValueError(
-                "malformed Redis URL %r: %s must be a number, got %r" % (url, name, values[-1])
-            ) from None
-        if name == "db" and "db" in kwargs and kwargs["db"] != value:
-            raise ValueError("malformed Redis URL %r: two different db numbers" % url)
-        kwargs[name] = value
-    if kwargs.get("db", 0) < 0:
-        raise ValueError("malformed Redis URL %r: db must be >= 0" % url)
-    return kwargs
 
 
 class Client:
@@ -205,7 +49,8 @@ class Client:
     empty (a distant server, blocking commands) stops spinning for its
     next 64 waits, then tries once more.  ``0`` turns it off.
 
-    The options (the table :data:`OPTIONS`, shared with :func:`parse_url`
+    The options (the table :data:`~pyredcache.clients.urls.OPTIONS`, shared
+    with :func:`~pyredcache.clients.urls.parse_url`
     and :class:`~pyredcache.Cache`); a URL (:meth:`from_url`) gives host,
     port, user name, password, db or socket path in its address and the
     others in its query string:
@@ -389,74 +234,21 @@ def set_command(key: Any, value: Any, ex: float | None) -> tuple:
 
 
 
-def as_client(obj: Any, key: Any = None) -> "Client":
-    """The :class:`Client` of one server, from what a user may hand over.
-
-    ``obj`` may be:
-
-    * a :class:`Client` (returned as is);
-    * a ``redis://`` or ``unix://`` URL (see :func:`parse_url`);
-    * a pyredcache cache (:class:`~pyredcache.Cache`: its client), or a
-      :class:`~pyredcache.CacheCluster` or
-      :class:`~pyredcache.shards.ShardedClient` together with ``key``: the
-      client of the server that key routes to;
-    * a redis-py client (``redis.Redis``/``StrictRedis``) connecting over
-      TCP or a unix socket: a Client with the same host or socket path,
-      port, db, username, password and timeouts (its pool is not shared);
-      a timeout the redis-py client leaves at None (redis-py's default)
-      gets pyredcache's, 1.0 second.
-
-    Raises TypeError for anything else (a TLS redis-py client included:
-    the C core does not speak TLS yet), and ValueError for a malformed URL.
-    """
-    if isinstance(obj, Client):
-        return obj
-    if isinstance(obj, str):
-        return Client.from_url(obj)
-    client = getattr(obj, "client", None)  # a cache
-    if client is not None and hasattr(obj, "get_client"):
-        obj = client
-        if isinstance(obj, Client):
-            return obj
-    if hasattr(obj, "client_for_key") and hasattr(obj, "router"):  # sharded
-        if key is None:
-            raise TypeError("a client over several servers needs the key to pick one")
-        return obj.client_for_key(key)
-    pool = getattr(obj, "connection_pool", None)
-    kwargs = getattr(pool, "connection_kwargs", None)
-    if isinstance(kwargs, dict):
-        cls_name = getattr(getattr(pool, "connection_class", None), "__name__", "")
-        if "SSL" in cls_name or kwargs.get("ssl"):
-            raise TypeError("%r connects with TLS, which pyredcache's core does not "
-                            "speak yet" % (obj,))
-        options: dict[str, Any] = {
-            name: kwargs[name]
-            for name in ("db", "username", "password", "socket_timeout",
-                         "socket_connect_timeout")
-            if kwargs.get(name) is not None
-        }
-        if kwargs.get("path"):
-            return Client(unix_socket_path=kwargs["path"], **options)
-        return Client(kwargs.get("host", "localhost"), kwargs.get("port", 6379), **options)
-    raise TypeError(
-        "expected a pyredcache Client or cache, a redis:// or unix:// URL, or a "
-        "redis-py client, not %s" % type(obj).__name__
-    )
-
-
-def fan_out(jobs: Sequence[tuple["Client", Sequence[Sequence[Any]]]],
-            timeout: float | None = None, max_concurrency: int = 64) -> list:
+def multi_pipeline(jobs: Sequence[tuple["Client", Sequence[Sequence[Any]]]],
+                   timeout: float | None = None, max_concurrency: int = 64) -> list:
     """Run one pipeline on each of several clients (distinct servers), all
-    in flight at once (the core's ``multi_pipeline``).
+    in flight at once: the core's ``multi_pipeline``, over clients instead
+    of connections.
 
     ``jobs``: ``(client, commands)`` pairs.  ``timeout``: seconds any one
     wait for a server may last (float > 0; None: for ever, not
     recommended); connecting is bounded by each client's
-    ``socket_connect_timeout``.  Returns one item per job,
-    in order: the list of its replies (error replies as ResponseError
-    instances in their slots), or the ConnectionError / TimeoutError
-    instance of a server that failed.  Each connection comes from its
-    client's pool and goes back to it.
+    ``socket_connect_timeout``.  ``max_concurrency``: how many servers
+    are in flight at most (int >= 1).  Returns one item per job, in order:
+    the list of its replies (error replies as ResponseError instances in
+    their slots), or the ConnectionError / TimeoutError instance of a
+    server that failed.  Each connection comes from its client's pool and
+    goes back to it.
     """
     if not jobs:
         return []

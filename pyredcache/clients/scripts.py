@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Sequence
 
-from .client import Client, fan_out
-from .exceptions import ResponseError
+from ..exceptions import ResponseError
+from .client import Client, multi_pipeline
 
 __all__ = ["Script"]
 
@@ -50,19 +50,19 @@ class Script:
                 raise
         return client.execute_command(*self.eval_command(keys, args))
 
-    def run_on(self, clients: Sequence[Client], keys: Sequence[Any] = (),
-               args: Sequence[Any] = (), timeout: float | None = None) -> list:
+    def multi_pipeline(self, clients: Sequence[Client], keys: Sequence[Any] = (),
+                       args: Sequence[Any] = (), timeout: float | None = None) -> list:
         """Run on every client's server at once (one round trip, plus one
         for servers that did not know the script).  ``timeout``: seconds
         any one wait may last.  Returns one item per client: the reply, a
         ResponseError instance for an error reply, or the ConnectionError /
         TimeoutError instance of a server that failed."""
         command = [self.command(keys, args)]
-        results = fan_out([(c, command) for c in clients], timeout)
+        results = multi_pipeline([(c, command) for c in clients], timeout)
         out = [r if isinstance(r, BaseException) else r[0] for r in results]
         retry = [i for i, r in enumerate(out) if _noscript(r)]
         if retry:
-            again = fan_out([(clients[i], [self.eval_command(keys, args)]) for i in retry],
+            again = multi_pipeline([(clients[i], [self.eval_command(keys, args)]) for i in retry],
                             timeout)
             for i, r in zip(retry, again):
                 out[i] = r if isinstance(r, BaseException) else r[0]

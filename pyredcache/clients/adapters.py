@@ -1,22 +1,26 @@
-"""Clients layer: one command interface over whatever client a user hands in.
+"""Clients layer: one client from whatever a user hands in.
 
-Features that only need to send commands (the containers of
-:mod:`pyredcache.containers`) talk to an object with two methods:
+:func:`as_client` turns what a user holds (None, a URL, a pyredcache
+:class:`~pyredcache.Client`, a cache or anything else that exposes its
+client, a redis-py client, fakeredis) into the object a feature sends its
+commands through.  Every such object has two methods:
 
 * ``execute_command(*args)``: one command, its reply;
 * ``pipeline_execute(commands)``: many commands in one round trip, their
   replies in order, error replies as
   :class:`~pyredcache.exceptions.ResponseError` instances in their slots.
 
-:func:`command_client` gives that object.  Whenever it can, it is our own
-:class:`~pyredcache.client.Client` (over the C core): a URL, a pyredcache
-cache, a ``Client``, and redis-py's own ``redis.Redis`` over TCP or a unix
-socket are converted (:func:`~pyredcache.client.as_client`).  Any other
-redis-py-compatible client (``fakeredis.FakeRedis``, a TLS or Sentinel
-``redis.Redis``, ...) is wrapped in a :class:`RedisPyAdapter`, which sends
-the commands through the client's own ``execute_command`` and
-``pipeline(transaction=False)`` and gives its replies the shape our core
-gives them.
+Whenever it can, it is our own :class:`~pyredcache.Client` (over the C
+core): a URL, a ``Client``, and redis-py's own ``redis.Redis`` over TCP or
+a unix socket are converted.  Any other redis-py-compatible client
+(``fakeredis.FakeRedis``, a TLS or Sentinel ``redis.Redis``, ...) is
+wrapped in a :class:`RedisPyAdapter`, which sends the commands through the
+client's own ``execute_command`` and ``pipeline(transaction=False)`` and
+gives its replies the shape our core gives them.
+
+This layer knows nothing of caches: an object of a higher layer that has a
+client (a cache) exposes it by the ``__pyredcache_client__()`` method, as
+a path-like object exposes its path by ``__fspath__()``.
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ import threading
 import weakref
 from typing import Any, Iterable, Sequence
 
-from . import _compat
-from .client import Client, as_client
-from .exceptions import ConnectionError, ResponseError, TimeoutError
+from .. import _compat
+from ..exceptions import ConnectionError, ResponseError, TimeoutError
+from .client import Client
+from .shards import ShardedClient
 
-__all__ = ["RedisPyAdapter", "command_client", "default_url", "server_identity"]
+__all__ = ["RedisPyAdapter", "as_client", "default_url", "server_identity"]
 
 #: The URL used when a container is given no client: ``$REDIS_URL``, else
 #: this.
@@ -192,30 +197,60 @@ _url_clients: dict[tuple[str, str], Client] = {}
 _converted: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
 
 
-def command_client(obj: Any = None, key: Any = None) -> Any:
-    """The object a container sends its commands through.
+def as_client(obj: Any = None, key: Any = None, *, native: bool = False) -> Any:
+    """The client to send commands through, from what a user hands over.
 
     ``obj`` may be:
 
-    * ``None``: a :class:`~pyredcache.client.Client` for ``$REDIS_URL``, or
+    * ``None``: the :class:`~pyredcache.Client` of ``$REDIS_URL``, or of
       ``redis://localhost:6379/0`` when that is not set;
-    * a ``redis://`` or ``unix://`` URL (str);
-    * a :class:`~pyredcache.client.Client`, a pyredcache cache (its client;
-      for a sharded one, the client of the server ``key`` routes to);
-    * a redis-py ``redis.Redis`` over TCP or a unix socket: a Client over
-      our C core with the same connection settings (its pool is not shared);
+    * a ``redis://`` or ``unix://`` URL (str, see
+      :func:`~pyredcache.clients.urls.parse_url`);
+    * a :class:`~pyredcache.Client` or :class:`RedisPyAdapter` (returned as
+      is);
+    * a :class:`~pyredcache.clients.shards.ShardedClient` together with
+      ``key``: the client of the server that key routes to;
+    * an object that exposes its client by a ``__pyredcache_client__()``
+      method (a :class:`~pyredcache.Cache` or
+      :class:`~pyredcache.CacheCluster`): that client, resolved as above;
+    * a redis-py client (``redis.Redis``/``StrictRedis``) over TCP or a
+      unix socket: a Client over our core with the same host or socket
+      path, port, db, username, password and timeouts (its pool is not
+      shared); a timeout the redis-py client leaves at None (redis-py's
+      default) gets pyredcache's, 1.0 second;
     * any other redis-py-compatible client (``fakeredis.FakeRedis``, TLS,
-      Sentinel): a :class:`RedisPyAdapter` over it;
-    * a :class:`RedisPyAdapter` (returned as is).
+      Sentinel): a :class:`RedisPyAdapter` over it, unless ``native`` is
+      true.
 
-    One URL, or one redis-py client object, always gives the same converted
-    client (per core implementation), so many containers over one client
+    ``native=True`` asks for a :class:`~pyredcache.Client` (a feature that
+    runs the core's quorum round needs the core's connections): an object
+    only an adapter can serve raises TypeError then.
+
+    One URL, or one redis-py client object, always gives the same client
+    (per core implementation), so many containers or locks over one URL
     share one connection pool.
 
-    Raises TypeError for anything else and ValueError for a malformed URL.
+    Raises TypeError for anything else (and for a ShardedClient without
+    ``key``), ValueError for a malformed URL.
     """
-    if isinstance(obj, (Client, RedisPyAdapter)):
+    exposed = getattr(type(obj), "__pyredcache_client__", None)
+    if exposed is not None:
+        client = exposed(obj)
+        if client is None:
+            raise TypeError("%r has no client to send commands through" % (obj,))
+        if getattr(type(client), "__pyredcache_client__", None) is not None:
+            raise TypeError("%r exposes %r, which is not a client" % (obj, client))
+        obj = client
+    if isinstance(obj, Client):
         return obj
+    if isinstance(obj, RedisPyAdapter):
+        if native:
+            raise TypeError(_NOT_NATIVE % (obj.redis,))
+        return obj
+    if isinstance(obj, ShardedClient):
+        if key is None:
+            raise TypeError("a client over several servers needs the key to pick one")
+        return obj.client_for_key(key)
     impl = _compat.core.implementation
     if obj is None or isinstance(obj, str):
         url = default_url() if obj is None else obj
@@ -225,16 +260,47 @@ def command_client(obj: Any = None, key: Any = None) -> Any:
                 client = _url_clients[(url, impl)] = Client.from_url(url)
         return client
     if _is_plain_redis_py(obj):
-        return _cached(obj, impl, lambda: as_client(obj))
-    if callable(getattr(obj, "get_client", None)) or hasattr(obj, "client_for_key"):
-        return as_client(obj, key)  # a pyredcache cache: its own client(s)
+        return _cached(obj, impl, lambda: _from_redis_py(obj))
+    if _is_tls_redis_py(obj) and native:
+        raise TypeError("%r connects with TLS, which pyredcache's core does not "
+                        "speak yet" % (obj,))
     if callable(getattr(obj, "execute_command", None)) and callable(getattr(obj, "pipeline", None)):
+        if native:
+            raise TypeError(_NOT_NATIVE % (obj,))
         return _cached(obj, "adapter", lambda: RedisPyAdapter(obj))
     raise TypeError(
-        "redis= takes a pyredcache Client or cache, a redis:// or unix:// URL, or a "
+        "expected a pyredcache Client or cache, a redis:// or unix:// URL, or a "
         "redis-py-compatible client (redis.Redis, fakeredis.FakeRedis), not %s"
         % type(obj).__name__
     )
+
+
+_NOT_NATIVE = ("%r is served through redis-py, but this needs pyredcache's own "
+               "connections: give a redis:// or unix:// URL, a pyredcache Client, or "
+               "a redis.Redis over TCP or a unix socket")
+
+
+def _from_redis_py(obj: Any) -> Client:
+    """A Client with the connection settings of a plain redis-py client."""
+    kwargs = obj.connection_pool.connection_kwargs
+    options: dict[str, Any] = {
+        name: kwargs[name]
+        for name in ("db", "username", "password", "socket_timeout",
+                     "socket_connect_timeout")
+        if kwargs.get(name) is not None
+    }
+    if kwargs.get("path"):
+        return Client(unix_socket_path=kwargs["path"], **options)
+    return Client(kwargs.get("host", "localhost"), kwargs.get("port", 6379), **options)
+
+
+def _is_tls_redis_py(obj: Any) -> bool:
+    pool = getattr(obj, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None)
+    if not isinstance(kwargs, dict):
+        return False
+    cls_name = getattr(getattr(pool, "connection_class", None), "__name__", "")
+    return "SSL" in cls_name or bool(kwargs.get("ssl"))
 
 
 def _cached(obj: Any, slot: str, make: Any) -> Any:
