@@ -12,8 +12,11 @@
  *   - every queued callback runs; the first exception one raised is
  *     re-raised by the resolve()/reject()/then() call that ran the queue,
  *     later ones are dropped; the promise stays settled;
- *   - value: the resolved value; the stored exception (with the traceback it
- *     had when rejected) if rejected; PromiseError while pending.
+ *   - value: None while pending (as rc); the resolved value; the stored
+ *     exception (with the traceback it had when rejected) raised if rejected.
+ *
+ * PromiseError (pyredcache.exceptions, loaded into the module state) is
+ * both a PyRedCacheError and a RuntimeError, as rc raised RuntimeError.
  *
  * Reentrancy invariant (see promise_run): the queue is `callbacks`, a list
  * owned by the promise, or NULL when empty.  Only the outermost run drains
@@ -186,8 +189,9 @@ promise_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 PyDoc_STRVAR(promise_resolve_doc,
 "resolve($self, value, /)\n--\n\n"
 "Resolve with value (any object), run the queued callbacks' on_resolve and\n"
-"return the promise.  Raises PromiseError if the promise is already\n"
-"settled, and the first exception a callback raised (after all ran).");
+"return the promise.  Raises PromiseError (a RuntimeError) if the promise\n"
+"is already settled, and the first exception a callback raised (after all\n"
+"ran).");
 
 static PyObject *
 promise_resolve(Promise *self, PyObject *value)
@@ -203,8 +207,9 @@ PyDoc_STRVAR(promise_reject_doc,
 "reject($self, exc, /)\n--\n\n"
 "Reject with the exception instance exc, run the queued callbacks'\n"
 "on_reject and return the promise.  Raises TypeError if exc is not an\n"
-"exception instance, PromiseError if the promise is already settled, and\n"
-"the first exception a callback raised (after all ran).");
+"exception instance, PromiseError (a RuntimeError) if the promise is\n"
+"already settled, and the first exception a callback raised (after all\n"
+"ran).");
 
 static PyObject *
 promise_reject(Promise *self, PyObject *exc)
@@ -331,12 +336,15 @@ static PyObject *
 promise_get_value(Promise *self, void *closure)
 {
     (void)closure;
+    if (self->state == PROMISE_PENDING) {
+        Py_RETURN_NONE;     /* rc: a pending promise's value is None */
+    }
     if (self->value == NULL) {
+        /* Settled, then emptied by the garbage collector's tp_clear: only
+         * reachable from a finalizer of the cycle it was part of. */
         PyObject *err = promise_error(self);
         if (err != NULL) {
-            PyErr_SetString(err, self->state == PROMISE_PENDING
-                                 ? "promise is still pending"
-                                 : "promise was cleared");
+            PyErr_SetString(err, "promise was cleared");
         }
         return NULL;
     }
@@ -424,8 +432,9 @@ static PyGetSetDef promise_getset[] = {
     {"is_rejected", (getter)promise_get_is_rejected, NULL,
      "True once the promise is rejected.", NULL},
     {"value", (getter)promise_get_value, NULL,
-     "The resolved value.  Raises the stored exception if the promise was\n"
-     "rejected, and PromiseError if it is still pending.", NULL},
+     "The resolved value, or None while the promise is pending (as in rc).\n"
+     "Raises the stored exception (with the traceback it had when rejected)\n"
+     "if the promise was rejected.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -439,8 +448,9 @@ PyDoc_STRVAR(promise_doc,
 "Promise()\n--\n\n"
 "A synchronous promise: pending, then resolved or rejected once.\n"
 "\n"
-"After rc's rc.promise.Promise, plus reject() and is_rejected; value\n"
-"raises PromiseError while pending (rc gave None).  See\n"
+"After rc's rc.promise.Promise, plus reject() and is_rejected.  value is\n"
+"None while pending, as in rc.  Resolving or rejecting a settled promise\n"
+"raises PromiseError, a RuntimeError as in rc.  See\n"
 "pyredcache._pure.promise for the full semantics.");
 
 static PyType_Slot promise_slots[] = {

@@ -134,9 +134,13 @@ class InvalidSignature(SerializationError):
     """
 
 
-class PromiseError(PyRedCacheError):
-    """A :class:`~pyredcache.Promise` was used out of turn: resolved or
-    rejected a second time, or its ``value`` read while still pending."""
+class PromiseError(PyRedCacheError, RuntimeError):
+    """A :class:`~pyredcache.Promise` was resolved or rejected a second
+    time.  A RuntimeError, as rc raises there.  (Reading ``value`` of a
+    pending promise gives None, as in rc.)
+
+    Also what the promises of a ``batch_mode()`` block are rejected with
+    when the block raises (chained to that exception)."""
 
 
 class LockError(PyRedCacheError):

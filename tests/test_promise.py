@@ -18,19 +18,79 @@ from pyredcache import _compat
 from pyredcache.exceptions import PromiseError, PyRedCacheError
 
 
+# rc's two documented examples ("Promise Object" in rc's docs), verbatim.
+RC_PROMISE_EXAMPLE = """
+p = Promise()
+assert p.is_pending
+assert not p.is_resolved
+assert p.value is None
+p.resolve('value')
+assert not p.is_pending
+assert p.is_resolved
+assert p.value == 'value'
+"""
+
+RC_THEN_EXAMPLE = """
+p = Promise()
+d = {}
+p.then(lambda v: d.setdefault('key', v))
+p.resolve('value')
+assert p.value == 'value'
+assert d['key'] == 'value'
+"""
+
+
+@pytest.mark.parametrize("example", [RC_PROMISE_EXAMPLE, RC_THEN_EXAMPLE],
+                         ids=["promise", "then"])
+def test_rc_examples_run_as_written(impl, example):
+    namespace = {"Promise": impl.Promise}
+    exec(compile(example, "<rc example>", "exec"), namespace)  # noqa: S102
+    assert namespace["p"].is_resolved and namespace["p"].value == "value"
+
+
 def test_rc_documented_example(impl):
-    # rc's example; rc's `p.value is None` while pending is PromiseError here.
     p = impl.Promise()
     assert p.is_pending
     assert not p.is_resolved
     assert not p.is_rejected
-    with pytest.raises(PromiseError, match="pending"):
-        p.value
+    assert p.value is None
     assert p.resolve("value") is p
     assert not p.is_pending
     assert p.is_resolved
     assert not p.is_rejected
     assert p.value == "value"
+
+
+def test_pending_value_is_none(impl):
+    # rc: a pending promise's value is None; reading it changes nothing.
+    p = impl.Promise()
+    seen = []
+    p.then(seen.append, seen.append)
+    for _ in range(3):
+        assert p.value is None
+    assert p.is_pending and seen == []
+    assert repr(p) == "<Promise pending>"
+    p.resolve(7)
+    assert p.value == 7 and seen == [7]
+
+    # While its own callbacks run, the promise is settled already.
+    q = impl.Promise()
+    q.then(lambda v: seen.append(("inside", q.value, q.is_pending)))
+    q.resolve("v")
+    assert seen[-1] == ("inside", "v", False)
+
+    # A pending promise read, then rejected: value raises from then on.
+    r = impl.Promise()
+    assert r.value is None
+    err = LookupError("r")
+    r.reject(err)
+    with pytest.raises(LookupError) as info:
+        r.value
+    assert info.value is err
+
+    # Resolving with None is told apart by is_pending / is_resolved only.
+    n = impl.Promise().resolve(None)
+    assert n.value is None and n.is_resolved and not n.is_pending
 
 
 def test_rc_then_example(impl):
@@ -119,6 +179,44 @@ def test_reject_needs_an_exception_instance(impl):
     assert p.is_pending
     p.reject(KeyboardInterrupt())  # any BaseException instance
     assert p.is_rejected
+
+
+def test_promise_error_is_a_runtime_error():
+    # rc raises RuntimeError when a settled promise is resolved again.
+    assert issubclass(PromiseError, PyRedCacheError)
+    assert issubclass(PromiseError, RuntimeError)
+    assert pyredcache.PromiseError is PromiseError
+
+
+@pytest.mark.parametrize("first", ["resolve", "reject"])
+@pytest.mark.parametrize("second", ["resolve", "reject"])
+def test_settling_twice_raises_runtime_error(impl, first, second):
+    def arg(method):
+        return ValueError(method) if method == "reject" else method
+
+    p = impl.Promise()
+    getattr(p, first)(arg(first))
+    with pytest.raises(RuntimeError, match="already") as info:
+        getattr(p, second)(arg(second))
+    # The very class of pyredcache.exceptions, on the C core too.
+    assert type(info.value) is PromiseError
+    assert isinstance(info.value, PyRedCacheError)
+    with pytest.raises(PromiseError):
+        getattr(p, second)(arg(second))
+    # `except RuntimeError` as rc users wrote it catches it.
+    try:
+        getattr(p, second)(arg(second))
+    except RuntimeError as exc:
+        assert isinstance(exc, PromiseError)
+    else:
+        pytest.fail("settling a settled promise did not raise")
+    assert p.is_resolved == (first == "resolve")
+    assert p.is_rejected == (first == "reject")
+
+    # Through the classmethods as well.
+    for settled in (impl.Promise.resolved(1), impl.Promise.rejected(KeyError())):
+        with pytest.raises(RuntimeError):
+            getattr(settled, second)(arg(second))
 
 
 def test_settling_twice_raises_and_changes_nothing(impl):
@@ -326,7 +424,14 @@ LEAK_SCRIPT = textwrap.dedent(
         repr(p)
         try:
             p.resolve(1)
-        except Exception:
+        except RuntimeError:
+            pass
+        try:
+            r0 = P()
+            r0.value
+            r0.reject(KeyError("k"))
+            r0.reject(KeyError("again"))
+        except RuntimeError:
             pass
         r = P.rejected(ValueError("e"))
         r.then(box.append, box.append)
@@ -339,10 +444,8 @@ LEAK_SCRIPT = textwrap.dedent(
             q.resolve(val)
         except KeyError:
             pass
-        try:
-            P().value
-        except Exception:
-            pass
+        if P().value is not None:
+            raise AssertionError("pending value is not None")
         try:
             P().then(1)
         except TypeError:

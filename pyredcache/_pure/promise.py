@@ -8,7 +8,8 @@ Semantics (shared with the C type):
 
 * A promise is pending, then settles once: resolved with a value or
   rejected with an exception instance.  Settling a settled promise raises
-  :class:`~pyredcache.exceptions.PromiseError` and changes nothing.
+  :class:`~pyredcache.exceptions.PromiseError` (a RuntimeError, as rc
+  raised) and changes nothing.
 * ``then(on_resolve, on_reject)`` queues one pair of callbacks (either may
   be None) and returns the promise itself.  On a settled promise the queue
   is run at once.  Callbacks run exactly once, in registration order.
@@ -19,8 +20,8 @@ Semantics (shared with the C type):
   exception raised by a callback is then re-raised by the ``resolve()``,
   ``reject()`` or ``then()`` call that ran the queue; later ones are
   dropped.  The promise stays settled either way.
-* ``value`` differs from rc, where a pending promise gave None: it raises
-  PromiseError while pending, and the stored exception once rejected.
+* ``value`` is None while pending (as in rc), the value once resolved,
+  and raises the stored exception once rejected.
 """
 
 from __future__ import annotations
@@ -39,12 +40,16 @@ _STATE_NAMES = ("pending", "resolved", "rejected")
 class Promise:
     """A synchronous promise: pending, then resolved or rejected once.
 
-    Example (rc's, with ``value`` raising while pending)::
+    Example (rc's)::
 
         p = Promise()
-        assert p.is_pending and not p.is_resolved
-        p.resolve("value")
-        assert p.is_resolved and p.value == "value"
+        assert p.is_pending
+        assert not p.is_resolved
+        assert p.value is None
+        p.resolve('value')
+        assert not p.is_pending
+        assert p.is_resolved
+        assert p.value == 'value'
     """
 
     __slots__ = ("_state", "_value", "_tb", "_callbacks", "_running", "__weakref__")
@@ -85,16 +90,16 @@ class Promise:
 
     @property
     def value(self) -> Any:
-        """The resolved value.
+        """The resolved value, or None while the promise is pending (as in rc).
 
-        Raises the stored exception if the promise was rejected, and
-        :class:`PromiseError` if it is still pending.
+        Raises the stored exception (with the traceback it had when
+        rejected) if the promise was rejected.
         """
-        if self._state == _RESOLVED:
-            return self._value
+        if self._state == _PENDING:
+            return None
         if self._state == _REJECTED:
             raise self._value.with_traceback(self._tb)
-        raise PromiseError("promise is still pending")
+        return self._value
 
     def _settle(self, state: int, value: Any) -> None:
         if self._state != _PENDING:
@@ -108,8 +113,9 @@ class Promise:
         """Resolve with ``value`` (any object), run the queued callbacks'
         ``on_resolve`` and return the promise.
 
-        Raises :class:`PromiseError` if the promise is already settled, and
-        the first exception a callback raised (after all of them ran).
+        Raises :class:`PromiseError` (a RuntimeError) if the promise is
+        already settled, and the first exception a callback raised (after
+        all of them ran).
         """
         self._settle(_RESOLVED, value)
         self._run()
@@ -120,8 +126,9 @@ class Promise:
         callbacks' ``on_reject`` and return the promise.
 
         Raises TypeError if ``exc`` is not an exception instance,
-        :class:`PromiseError` if the promise is already settled, and the first
-        exception a callback raised (after all of them ran).
+        :class:`PromiseError` (a RuntimeError) if the promise is already
+        settled, and the first exception a callback raised (after all of
+        them ran).
         """
         if not isinstance(exc, BaseException):
             raise TypeError(
