@@ -4,6 +4,7 @@ over four real redis-server processes, on the C core and the pure twin."""
 from __future__ import annotations
 
 import threading
+import zlib
 
 import pytest
 
@@ -106,6 +107,95 @@ def test_router_partition_agrees_with_get_host_for_key(impl):
             assert all(router.get_host_for_key(k) == name for k in ks)
             seen += positions
         assert sorted(seen) == list(range(len(keys)))
+
+
+
+def test_get_key_and_host_for_command_as_rc(impl):
+    # rc's tests/test_redis_router.py, on the cluster's router as there
+    router = CacheCluster({0: {}, 1: {}, 2: {}}).router
+    assert router.get_key_for_command("GET", "c") == "c"
+    assert router.get_key_for_command("SET", "g") == "g"
+    with pytest.raises(RuntimeError):
+        router.get_key_for_command("MGET", ["a", "b", "c"])
+    assert router.get_host_for_key("c") == 0
+    assert router.get_host_for_key("g") == 1
+    assert router.get_host_for_key("a") == 2
+    assert router.get_host_for_command("GET", "c") == 0
+    assert router.get_host_for_command("GET", "g") == 1
+    assert router.get_host_for_command("SET", "a") == 2
+    # the key is the first argument: SETEX name time value, DEL k1 k2 ...
+    assert router.get_key_for_command("SETEX", ("key", 60, b"v")) == "key"
+    assert router.get_key_for_command("SET", ["key", b"v"]) == "key"
+    assert router.get_key_for_command("DEL", ("a", "b")) == "a"
+    assert router.get_key_for_command(b"get", [b"key"]) == b"key"
+    with pytest.raises(RuntimeError, match='^The command "EXPIRE" is not supported yet.$'):
+        router.get_host_for_command("EXPIRE", ("c", 10))
+    ring = RedisConsistentHashRouter({n: HostConfig(n, port=7000 + n) for n in range(3)})
+    assert [ring.get_host_for_command("GET", (k,)) for k in "abcdefg"] == \
+        [ring.get_host_for_key(k) for k in "abcdefg"]
+    with pytest.raises(NotImplementedError):
+        BaseRedisRouter({0: {}}).get_host_for_command("GET", ("k",))
+
+
+class Crc32AsInRcDocs(BaseRedisRouter):
+    """rc's "Build Your Own Router" example, on Python 3: it overrides only
+    __init__ and get_host_for_key."""
+
+    def __init__(self, hosts):
+        BaseRedisRouter.__init__(self, hosts)
+        self._sorted_host_names = sorted(hosts.keys())
+        self.seen = []
+
+    def get_host_for_key(self, key):
+        self.seen.append(key)
+        if isinstance(key, str):
+            key = key.encode("utf-8")
+        pos = zlib.crc32(key) % len(self._sorted_host_names)
+        return self._sorted_host_names[pos]
+
+
+def test_rc_style_router_subclass_routes_everything(impl, shards):
+    names = ["s0", "s1", "s2", "s3"]
+    cache = CacheCluster(hosts_of(shards, names), router_cls=Crc32AsInRcDocs, namespace="ns:")
+    router = cache.router
+    assert isinstance(router, Crc32AsInRcDocs)
+    by_name = {n: s.client() for n, s in zip(names, shards)}
+
+    def home(full_key):  # the one server holding a key, asked of redis-py
+        return [n for n, c in by_name.items() if c.exists(full_key)]
+
+    keys = ["key-%d" % i for i in range(40)]
+    assert cache.set_many({k: i for i, k in enumerate(keys)})
+    assert cache.set("single", "v") and cache.get("single") == "v"
+    for k in keys + ["single"]:
+        assert home("ns:" + k) == [router.get_host_for_key("ns:" + k)]
+    assert len({router.get_host_for_key("ns:" + k) for k in keys}) == 4  # all servers used
+    assert cache.get_many(*keys) == list(range(40))
+    # rc's ported router routes as the built-in one (2**32 is 0 modulo 4 hosts)
+    builtin = RedisCRC32HashRouter({n: {} for n in names})
+    assert all(router.get_host_for_key(k) == builtin.get_host_for_key(k) for k in keys)
+
+    ran = []
+
+    @cache.cache(key_prefix="load")
+    def load(x):
+        ran.append(x)
+        return x * 10
+
+    assert [load(i) for i in range(8)] == [load(i) for i in range(8)] and ran == list(range(8))
+    with cache.batch_mode():
+        promises = [load(i) for i in range(12)]
+    assert [p.value for p in promises] == [i * 10 for i in range(12)] and len(ran) == 12
+    stored = [k for c in by_name.values() for k in c.keys("ns:load:*")]
+    assert len(stored) == 12
+    for key in stored:
+        assert home(key) == [router.get_host_for_key(key)]
+    assert cache.invalidate(load, 3) is True and load(3) == 30 and len(ran) == 13
+    assert cache.delete_many(*keys) is True
+    assert all(not c.keys("ns:key-*") for c in by_name.values())
+    # every key the cache used went through the subclass's get_host_for_key
+    assert b"ns:load:" in b"".join(k for k in router.seen if isinstance(k, bytes))
+    assert router.get_host_for_command("GET", ("ns:single",)) == home("ns:single")[0]
 
 
 # -- CacheCluster on four servers ------------------------------------------------------

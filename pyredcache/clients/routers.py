@@ -13,7 +13,10 @@ moved from rc finds every key on the server rc put it on:
 
 Hashing and ring lookup run in the core (C, or its pure twin).  To route
 some other way, subclass :class:`BaseRedisRouter` and implement
-:meth:`~BaseRedisRouter.get_host_for_key`.
+:meth:`~BaseRedisRouter.get_host_for_key` (rc's extension point: a router
+written for rc works unchanged, and so do rc's
+:meth:`~BaseRedisRouter.get_key_for_command` and
+:meth:`~BaseRedisRouter.get_host_for_command`, which every router inherits).
 """
 
 from __future__ import annotations
@@ -31,18 +34,62 @@ class BaseRedisRouter:
     :param hosts: the cluster's hosts, a mapping of host name to
         :class:`~pyredcache.clients.shards.HostConfig`.
 
-    Subclass it and implement :meth:`get_host_for_key`; a subclass may also
-    override :meth:`partition` with a faster way to route many keys.
+    Subclass it and implement :meth:`get_host_for_key` (rc's
+    ``rc.BaseRedisRouter`` contract: a subclass that overrides only that
+    method routes every command of :class:`~pyredcache.CacheCluster`,
+    single-key and multi-key); a subclass may also override
+    :meth:`partition` with a faster way to route many keys.  A subclass
+    that overrides ``__init__`` calls ``BaseRedisRouter.__init__(self,
+    hosts)`` first, as rc's own routers do.
+
+    :raises ValueError: ``hosts`` is empty.
     """
+
+    #: The commands :meth:`get_key_for_command` knows, rc's list: each
+    #: takes its key as its first argument.
+    KEYED_COMMANDS = frozenset({"GET", "SET", "SETEX", "DEL"})
 
     def __init__(self, hosts: Mapping[Hashable, Any]) -> None:
         if not hosts:
             raise ValueError("a router needs at least one host")
         self.hosts = hosts
 
+    def get_key_for_command(self, command: str | bytes, args: Any) -> Any:
+        """Return the key that ``command`` acts on, rc's way: ``args[0]``
+        for ``GET``, ``SET``, ``SETEX`` and ``DEL`` (the first key of a
+        ``DEL`` on several keys).
+
+        :param command: the command's name (str or bytes, any case).
+        :param args: the command's arguments after its name (a sequence),
+            or the key itself (str or bytes, as rc's own tests pass it:
+            ``get_key_for_command('GET', 'c') == 'c'``).
+        :raises RuntimeError: for any other command, as rc (message: ``The
+            command "MGET" is not supported yet.``).
+        :raises IndexError: ``args`` is an empty sequence.
+        """
+        name = command.decode("ascii", "replace") if isinstance(command, bytes) else command
+        if not isinstance(name, str) or name.upper() not in self.KEYED_COMMANDS:
+            raise RuntimeError('The command "%s" is not supported yet.' % (name,))
+        if isinstance(args, (str, bytes)):
+            return args
+        return args[0]
+
     def get_host_for_key(self, key: str | bytes) -> Hashable:
-        """Return the name of the host that holds ``key`` (str or bytes)."""
+        """Return the name of the host that holds ``key`` (str or bytes):
+        one of the names of :attr:`hosts`.
+
+        :raises NotImplementedError: in this base class; a subclass
+            implements it."""
         raise NotImplementedError
+
+    def get_host_for_command(self, command: str | bytes, args: Any) -> Hashable:
+        """Return the name of the host a command goes to:
+        ``get_host_for_key(get_key_for_command(command, args))``, as rc.
+
+        :raises RuntimeError: for a command :meth:`get_key_for_command`
+            does not know.
+        """
+        return self.get_host_for_key(self.get_key_for_command(command, args))
 
     def partition(self, keys: Sequence[str | bytes]) -> dict[Hashable, tuple[list[int], list]]:
         """Group keys by host: ``{host_name: (positions, keys)}``.
