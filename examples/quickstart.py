@@ -80,8 +80,8 @@ def quickstart(url: str) -> None:
     raj = RedisDict(redis=cache, key=prefix + "raj")
     raj["hobby"] = "music"
     assert raj["hobby"] == "music" and len(raj) == 1
-    printer = Redlock(key=prefix + "printer", masters=[cache])
-    with printer:
+    printer = Redlock(key=prefix + "printer", masters=[cache], fencing=True)
+    with printer:  # fencing=True: a token per acquisition (its counter key stays)
         assert printer.locked() > 0 and printer.fencing_token >= 1
     ids = NextId(key=prefix + "ids", masters=[cache])
     first = next(ids)

@@ -46,9 +46,12 @@ from .serializers import (
     PickleSerializer,
     SignedSerializer,
 )
-from .testing import NullCache
+from .testing import FakeRedisCache, NullCache
 from .timer import ContextTimer
 
+
+#: pottery 3's spelling of :class:`NextId`.
+NextID = NextId
 
 
 def __getattr__(name: str) -> Any:
@@ -67,6 +70,7 @@ __all__ = [
     "Cache",
     "CacheCluster",
     "NullCache",
+    "FakeRedisCache",
     "NO_VALUE",
     "Client",
     "ShardedClient",
@@ -79,6 +83,7 @@ __all__ = [
     "Redlock",
     "synchronize",
     "NextId",
+    "NextID",
     "RedisDict",
     "RedisSet",
     "RedisList",

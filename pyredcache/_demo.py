@@ -189,7 +189,7 @@ def run(url: Optional[str], where: str, clear: bool, out: TextIO) -> int:
     except ValueError as exc:  # a malformed URL; the message says what is wrong
         print("pyredcache demo: bad Redis URL: %s" % exc, file=sys.stderr)
         return 1
-    client = cache.get_client()
+    client = cache.client
     client.execute_command("PING")  # fail here, clearly, if Redis is unreachable
 
     runs = collections.Counter()

@@ -11,18 +11,22 @@ and a cached ``None`` is a hit.
 from __future__ import annotations
 
 import contextvars
+import datetime
+import decimal
 import functools
 import inspect
 import logging
+import uuid
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from . import _compat
 from .batch import BatchIO, BatchMode
+from .clients.adapters import as_client
 from .clients.client import Client, set_command
 from .clients.routers import BaseRedisRouter
 from .clients.shards import ShardedClient
 from .clients.urls import DEFAULT_TIMEOUT, OPTIONS, options_doc, parse_url
-from .exceptions import InvalidSignature, ReplyTypeError, SerializationError
+from .exceptions import ReplyTypeError, SerializationError
 from .serializers import BaseSerializer, NativeSerializer
 from .stampede import Guard
 
@@ -118,16 +122,26 @@ class BaseCache:
     # -- the client --------------------------------------------------------------
 
     def get_client(self) -> Any:
-        """Return the client for this cache to talk to (rc's extension
-        point: a subclass overrides it; :attr:`client` calls it)."""
+        """rc's ``get_client()``: the Redis client of this cache.  rc's
+        extension point too: a subclass may override it to hand the cache
+        another client, which :attr:`client` then sends the cache's
+        commands through.  BaseCache has none: NotImplementedError."""
         raise NotImplementedError
 
     @functools.cached_property
     def client(self) -> Any:
-        """The client this cache talks to, made once by :meth:`get_client`
-        (after ``del cache.client``, made again on next use; functions
-        decorated before keep the client they started with)."""
-        return self.get_client()
+        """The client this cache sends its own commands through (a
+        :class:`~pyredcache.Client` over the core, a
+        :class:`~pyredcache.ShardedClient`, or a
+        :class:`~pyredcache.clients.RedisPyAdapter` over a user's client),
+        made once (after ``del cache.client``, made again on next use;
+        functions decorated before keep the client they started with).
+        When a subclass overrides :meth:`get_client`, it is made from what
+        that returns (see :func:`~pyredcache.clients.as_client`)."""
+        return self._make_client()
+
+    def _make_client(self) -> Any:
+        return as_client(self.get_client())
 
     def __pyredcache_client__(self) -> Any:
         """The client this cache talks to (:attr:`client`).  A cache handed
@@ -154,7 +168,7 @@ class BaseCache:
             return default
         try:
             return self.serializer.loads(raw)
-        except InvalidSignature as exc:
+        except SerializationError as exc:  # InvalidSignature is one
             self._report(key, exc)
             return default
         except TypeError as exc:  # not bytes: the wrong reply for the command?
@@ -181,12 +195,13 @@ class BaseCache:
         """Return the value cached at key, or ``default`` (``None``) on a miss.
 
         Pass :data:`NO_VALUE` as ``default`` to tell a miss from a cached
-        ``None``.  A value whose signature does not check (with a
-        :class:`~pyredcache.serializers.SignedSerializer`) is a miss, logged
-        once per key.  Raises
-        :class:`~pyredcache.exceptions.SerializationError` when the stored
-        bytes cannot be decoded, ConnectionError/TimeoutError when Redis
-        cannot be reached.
+        ``None``.  Stored bytes that this cache's serializer cannot decode
+        (written by another serializer, such as rc's default JSON, or
+        corrupted), and a value whose signature does not check (with a
+        :class:`~pyredcache.serializers.SignedSerializer`), are a miss,
+        logged once per key (the decorator then recomputes and overwrites
+        the entry).  Raises ConnectionError/TimeoutError when Redis cannot
+        be reached.
         """
         full = self._key(key)
         return self._decode(full, self.client.get(full), default)
@@ -208,7 +223,8 @@ class BaseCache:
         return self.client.delete(self._key(key)) == 1
 
     def get_many(self, *keys: str | bytes) -> list:
-        """Return the values of keys in order, ``None`` for each miss.
+        """Return the values of keys in order, ``None`` for each miss (an
+        undecodable stored value is one, as in :meth:`get`).
 
         One round trip (MGET).
         """
@@ -225,8 +241,8 @@ class BaseCache:
         loads = self.serializer.loads
         try:
             values = [None if raw is None else loads(raw) for raw in raws]
-        except (InvalidSignature, TypeError):
-            # rare: redo item by item, bad signatures are misses and a
+        except (SerializationError, TypeError):
+            # rare: redo item by item, undecodable values are misses and a
             # reply of the wrong type raises ReplyTypeError naming its key
             self._check_mget(full, raws)
             decode = self._decode
@@ -305,7 +321,11 @@ class BaseCache:
         :param include_self: by default the first argument of a function
             whose first parameter is named ``self`` or ``cls`` is left out
             of the key, so all instances share entries; True keys on it
-            too (it then needs a ``__cache_key__()`` method).
+            too: on its ``__cache_key__()`` method, or (rc's contract) on
+            ``str(self)`` when its class defines ``__str__``.  An object
+            with neither raises TypeError at the call: the default
+            ``object.__str__`` holds a memory address, a different key in
+            every process.
 
         :param lock: one computation per miss (keyword only): the first
             caller to miss takes a recompute lock and computes; callers in
@@ -320,6 +340,9 @@ class BaseCache:
             al., VLDB 2015): hits close to expiry recompute early with a
             probability that grows with the last computation's duration;
             1.0 is the paper's optimum.
+
+        Decorating a coroutine function (``async def``) raises TypeError at
+        once: its call returns a coroutine, which cannot be cached.
 
         A cached ``None`` is a hit.  Results in ``bypass_values`` are
         returned but not stored.  A result that cannot be serialized raises
@@ -443,6 +466,12 @@ def _key_builder(cache: BaseCache, f: Callable[..., Any], key_prefix: str | None
                  include_self: bool) -> Any:
     if not callable(f):
         raise TypeError("@cache.cache() decorates functions, not %s" % type(f).__name__)
+    if inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f):
+        raise TypeError(
+            "@cache.cache() cannot decorate the coroutine function %s: calling it "
+            "returns a coroutine, not its result, and a coroutine cannot be cached "
+            "(there is no asyncio API yet)"
+            % getattr(f, "__qualname__", f))
     try:
         sig = inspect.signature(f)
     except (TypeError, ValueError) as exc:
@@ -461,13 +490,67 @@ def _key_builder(cache: BaseCache, f: Callable[..., Any], key_prefix: str | None
         and params[0].kind in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD)
     )
     prefix = (cache.namespace + key_prefix + ":").encode("utf-8")
-    return cache._core.KeyBuilder(
+    builder = cache._core.KeyBuilder(
         prefix,
         tuple(p.name for p in params),
         tuple(int(p.kind) for p in params),
         tuple(p.default for p in params),
         drop_first,
     )
+    if (include_self and params and params[0].name == "self"
+            and params[0].kind in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD)):
+        return _SelfKeyBuilder(builder, params[0].name)
+    return builder
+
+
+# Types the key encoding knows itself (and their subclasses): never keyed
+# on str().
+_NATIVE_KEY_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray, memoryview,
+                     tuple, list, dict, set, frozenset, datetime.date, datetime.time,
+                     datetime.timedelta, decimal.Decimal, uuid.UUID)
+
+
+def _keyed_by_str(t: type) -> bool:
+    """rc's ``include_self`` contract: an object whose class defines its own
+    ``__str__`` (and no ``__cache_key__``) is keyed on ``str(self)``.  The
+    default ``object.__str__`` holds a memory address (a different key in
+    every process) and is refused, as any unkeyable argument is."""
+    return (getattr(t, "__cache_key__", None) is None
+            and t.__str__ is not object.__str__
+            and not issubclass(t, _NATIVE_KEY_TYPES))
+
+
+class _StrKey:
+    """Stands in for ``self`` in the key: the class and ``str(self)``."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, obj: Any) -> None:
+        t = type(obj)
+        self.key = ("__str__", "%s.%s" % (t.__module__, t.__qualname__), str(obj))
+
+    def __cache_key__(self) -> tuple:
+        return self.key
+
+
+class _SelfKeyBuilder:
+    """The key builder of a method decorated with ``include_self=True``:
+    ``self`` is keyed by its ``__cache_key__()``, else (rc's contract) by
+    ``str(self)`` when its class defines ``__str__``."""
+
+    __slots__ = ("builder", "name")
+
+    def __init__(self, builder: Any, name: str) -> None:
+        self.builder = builder
+        self.name = name
+
+    def __call__(self, args: tuple, kwargs: dict) -> bytes:
+        if args:
+            if _keyed_by_str(type(args[0])):
+                args = (_StrKey(args[0]), *args[1:])
+        elif self.name in kwargs and _keyed_by_str(type(kwargs[self.name])):
+            kwargs = {**kwargs, self.name: _StrKey(kwargs[self.name])}
+        return self.builder(args, kwargs)
 
 
 class Cache(BaseCache):
@@ -498,8 +581,20 @@ class Cache(BaseCache):
     a server that accepts and never answers (or is stopped) TimeoutError
     within ``socket_timeout`` seconds.
 
-    :attr:`client` is made by :meth:`get_client`, the extension point: a
-    subclass may override it to return another client.
+    :param redis: a client of your own instead of connection options
+        (keyword only): a ``redis.Redis`` over TCP or a unix socket (the
+        cache then talks to its server through pyredcache's C core, with
+        the same settings), or any other redis-py-compatible client
+        (``fakeredis.FakeRedis``, a TLS or Sentinel ``redis.Redis``),
+        through which the cache then sends its commands; the codec and
+        the key builder still do their work.  Giving it together with a
+        connection option raises TypeError.
+
+    :meth:`get_client` returns a redis-py ``redis.Redis`` for the same
+    server (rc's API: the whole Redis command set); the cache's own
+    commands go through :attr:`client`.  A subclass may override
+    :meth:`get_client` to hand the cache another client (rc's extension
+    point).
     """
 
     def __init__(
@@ -520,6 +615,7 @@ class Cache(BaseCache):
         socket_connect_timeout: float | None = OPTIONS["socket_connect_timeout"].default,
         busy_poll: int | None = OPTIONS["busy_poll"].default,
         max_idle_connections: int = OPTIONS["max_idle_connections"].default,
+        redis: Any = None,
     ) -> None:
         super().__init__(namespace, serializer_cls, default_expire, bypass_values)
         options = dict(redis_options or {})
@@ -551,9 +647,18 @@ class Cache(BaseCache):
             host=host, port=port, db=db, password=password, socket_timeout=socket_timeout,
             **options,
         )
-        # Build the client now so bad options fail here, not on first use
-        # (a subclass with its own get_client() gets its client from it).
-        client = Client(**self._client_options)
+        self._redis = redis
+        if redis is not None:
+            given = {name: value for name, value in self._client_options.items()
+                     if value != OPTIONS[name].default}
+            if given:
+                raise TypeError("give either redis= (a client) or connection options, "
+                                "not both: %s" % ", ".join(sorted(given)))
+            client = as_client(redis)  # TypeError now for what it cannot use
+        else:
+            # Build the client now so bad options fail here, not on first use
+            # (a subclass with its own get_client() gets its client from it).
+            client = Client(**self._client_options)
         if type(self).get_client is Cache.get_client:
             self.__dict__["client"] = client
 
@@ -575,14 +680,42 @@ class Cache(BaseCache):
         options.update(kwargs)
         return cls(**options)
 
-    def get_client(self) -> Client:
-        """Return the :class:`~pyredcache.Client` this cache uses:
-        the one :attr:`client` holds, or, when it holds none (after ``del
-        cache.client``), a new one for this cache's server and options,
-        which :attr:`client` then keeps.  A subclass may override it to
-        give the cache another client."""
-        client = self.__dict__.get("client")
-        return Client(**self._client_options) if client is None else client
+    def get_client(self) -> Any:
+        """rc's ``get_client()``: a Redis client with the whole command set
+        (``incr``, ``hset``, ``pipeline``, ...) for this cache's server.
+
+        The client given as ``redis=``, if any; else a redis-py
+        ``redis.Redis`` with this cache's host or unix socket, port, db,
+        user name, password and timeouts, made on first call and kept.
+        The cache's own commands do not go through it: :attr:`client`
+        (pyredcache's C core) carries them.  Raises ImportError, naming
+        the package, when redis-py (an optional dependency) is not
+        installed.  A subclass may override it to hand the cache another
+        client (rc's extension point; see :attr:`client`).
+        """
+        if self._redis is not None:
+            return self._redis
+        made = self.__dict__.get("_redis_py")
+        if made is None:
+            try:
+                import redis as redis_py
+            except ImportError:
+                raise ImportError("Cache.get_client() returns a redis-py client; install "
+                                  "redis-py: pip install redis") from None
+            o = self._client_options
+            made = self.__dict__.setdefault("_redis_py", redis_py.Redis(
+                host=o["host"], port=o["port"], db=o["db"], password=o["password"],
+                username=o["username"], socket_timeout=o["socket_timeout"],
+                socket_connect_timeout=o["socket_connect_timeout"],
+                unix_socket_path=o["unix_socket_path"]))
+        return made
+
+    def _make_client(self) -> Any:
+        if type(self).get_client is not Cache.get_client:
+            return as_client(self.get_client())  # rc's extension point
+        if self._redis is not None:
+            return as_client(self._redis)
+        return Client(**self._client_options)
 
     def __repr__(self) -> str:
         return "<pyredcache.Cache %r namespace=%r>" % (self.client, self.namespace)
@@ -669,7 +802,7 @@ class CacheCluster(BaseCache):
             poller_timeout=poller_timeout,
         )
         self._client_options: dict[str, Any] = dict(
-            hosts=client.hosts, router_cls=router_cls,
+            hosts=dict(hosts), router_cls=router_cls,
             router_options=dict(router_options or {}), pool_cls=pool_cls,
             pool_options=dict(pool_options or {}), max_concurrency=max_concurrency,
             poller_timeout=poller_timeout,
@@ -689,6 +822,9 @@ class CacheCluster(BaseCache):
         it to give the cache another client."""
         client = self.__dict__.get("client")
         return ShardedClient(**self._client_options) if client is None else client
+
+    def _make_client(self) -> Any:
+        return self.get_client()
 
     def __repr__(self) -> str:
         return "<pyredcache.CacheCluster %d hosts namespace=%r>" % (

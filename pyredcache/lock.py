@@ -1,9 +1,9 @@
 """Distributed locks.
 
 * :class:`Redlock`: a lock over several independent Redis masters that
-  survives the loss of a minority of them (pottery's ``Redlock`` API), with
-  a fencing token per acquisition; :func:`synchronize` runs a function
-  under one.
+  survives the loss of a minority of them (pottery's ``Redlock`` API),
+  with, on request (``fencing=True``), a fencing token per acquisition;
+  :func:`synchronize` runs a function under one.
 * :class:`Lock`: a lock on one Redis server (retools' ``Lock`` API).
 
 Redlock is the algorithm of the distributed-locks page of the Redis docs
@@ -20,15 +20,18 @@ any earlier acquisition's, and the resource remembers the largest it saw.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import random
 import secrets
+import sys
 import time
+import warnings
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
-from .clients.adapters import as_client
-from .clients.client import Client, report_unreachable
+from .clients.adapters import as_client, server_address, server_identity
+from .clients.client import Client, multi_pipeline, report_unreachable
 from .clients.scripts import Script
 from .exceptions import (
     ExtendUnlockedLock,
@@ -53,6 +56,41 @@ def _noscript(reply: Any) -> bool:
     return isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT")
 
 
+def _stacklevel() -> int:
+    """``stacklevel`` for warnings.warn in the caller of this function: the
+    first frame outside pyredcache (the user's ``Redlock(...)``,
+    ``NextId(...)`` or ``@synchronize(...)`` line)."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("pyredcache."):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
+
+
+def warn_unless_independent(clients: Sequence[Any], what: str) -> None:
+    """Warn (UserWarning) when two of the clients talk to one server (one
+    host and port, one unix socket or one fakeredis server; any db): the
+    quorum of a Redlock or a NextId then does not survive that server's
+    failure.  ``what`` names the caller in the message (``"Redlock 'k'"``)."""
+    seen: dict[tuple, int] = {}
+    pairs = []
+    for i, client in enumerate(clients):
+        where = server_address(client)
+        if where not in seen:
+            seen[where] = i
+            continue
+        j = seen[where]
+        pair = "masters[%d] and masters[%d] are both %s" % (j, i, client.address)
+        if server_identity(clients[j]) == server_identity(client):
+            pair += " db %s (one key: they vote as one master)" % (server_identity(client)[-1],)
+        pairs.append(pair)
+    if pairs:
+        warnings.warn("%s: masters are not independent: a quorum over them does not "
+                      "survive that server's failure (%s)" % (what, "; ".join(pairs)),
+                      UserWarning, stacklevel=_stacklevel())
+
+
 def _check_timeout(timeout: Any, name: str = "timeout") -> float:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise TypeError("%s must be a number of seconds, not %s" % (name, type(timeout).__name__))
@@ -61,7 +99,9 @@ def _check_timeout(timeout: Any, name: str = "timeout") -> float:
     return float(timeout)
 
 
-# Why the fencing token is strictly increasing (Redlock.acquire).
+# Why the fencing token is strictly increasing (Redlock.acquire with
+# fencing=True; without it, an acquisition is one round of pottery's
+# SET NX PX and no counter exists).
 #
 # Each master keeps a counter, redlock:<key>:fence.  An acquisition runs two
 # rounds.  Round 1 sets the lock key (SET NX PX) and, on each master where
@@ -92,9 +132,12 @@ def _check_timeout(timeout: Any, name: str = "timeout") -> float:
 #
 # Failed acquisitions may raise some counters (round 2 on a minority, or
 # after the validity ran out): tokens may skip numbers, never go back.
-# The counters do not expire.  A master restarted without persistence
-# loses its counter, as it loses its lock keys: the caveat of Redlock
-# itself (the Redis page asks for fsync=always or a delayed restart).
+# Acquisitions without fencing (pyredcache's default, pottery's) neither
+# read nor raise the counters: tokens number the fencing acquisitions.
+# The counters do not expire (one that expired would start again at 0).
+# A master restarted without persistence loses its counter, as it loses
+# its lock keys: the caveat of Redlock itself (the Redis page asks for
+# fsync=always or a delayed restart).
 
 
 class Redlock:
@@ -102,20 +145,35 @@ class Redlock:
 
     ``Redlock(*, key, masters=None, raise_on_redis_errors=False,
     auto_release_time=10000, num_extensions=3,
-    context_manager_blocking=True, context_manager_timeout=-1)``; pottery's
-    API, which follows :class:`threading.Lock`.
+    context_manager_blocking=True, context_manager_timeout=-1,
+    fencing=False)``; pottery's API, which follows :class:`threading.Lock`.
 
     * ``key`` (str): the resource.  The Redis key is ``"redlock:" + key``,
       as pottery's, with the same ``SET NX PX`` and compare-and-delete: a
       pottery process and a pyredcache process contend for the same lock.
     * ``masters``: an iterable of independent masters (in production five),
-      each anything :func:`~pyredcache.clients.as_client` takes: a
-      :class:`~pyredcache.Client`, a ``redis://``/``unix://`` URL, a
-      :class:`~pyredcache.Cache`, a redis-py client.  None: one
-      :class:`~pyredcache.Client` on localhost:6379.
-    * ``auto_release_time`` (int, **milliseconds**): the lock's time to
-      live; it is released by Redis that long after it was taken, even if
-      its holder died.
+      each anything :func:`~pyredcache.clients.as_client` takes with
+      ``native=True``: a :class:`~pyredcache.Client`, a
+      ``redis://``/``unix://`` URL, a :class:`~pyredcache.Cache`, a
+      ``redis.Redis`` over TCP or a unix socket.  None: one
+      :class:`~pyredcache.Client` on localhost:6379.  Anything else
+      (``fakeredis.FakeRedis``, ``redis.cluster.RedisCluster``, a TLS or
+      Sentinel client, which the core's quorum round cannot use) raises
+      TypeError at once, naming what is accepted.  Two masters on one
+      server (one host and port, or one unix socket, whatever their db;
+      compared as written, without DNS) are accepted, as pottery accepts
+      them, with a :class:`UserWarning`: "masters are not independent: a
+      quorum over them does not survive that server's failure" (two on
+      one db even share the key, so they vote as one).
+    * ``auto_release_time`` (int; milliseconds (pottery 3 takes seconds:
+      multiply by 1000); default 10000, 10 seconds): the lock's
+      time to live; it is released by Redis that long after it was taken,
+      even if its holder died.  Milliseconds as in pottery's documented
+      API (``Redlock(key='printer', auto_release_time=15*1000)``).  It
+      must be an int >= 1: a float raises ValueError (so pottery 3's
+      ``auto_release_time=.2`` is refused, not taken as 0.2 ms), but an
+      int is not second-guessed: pottery 3's ``auto_release_time=10``
+      means 10 ms here.
     * ``num_extensions`` (int): how many times :meth:`extend` may be called
       per acquisition.
     * ``raise_on_redis_errors`` (bool): when so many masters failed (could
@@ -126,6 +184,18 @@ class Redlock:
       :class:`~pyredcache.exceptions.ExtendUnlockedLock`).
     * ``context_manager_blocking`` (bool), ``context_manager_timeout``
       (float, **seconds**, -1: no limit): how ``with lock:`` acquires.
+    * ``fencing`` (bool, default False): give each acquisition a fencing
+      token (:attr:`fencing_token`).  This costs a second quorum round per
+      acquisition and a counter per lock key on every master,
+      ``redlock:<key>:fence``, which has no TTL (a counter that expired
+      would start again, and tokens would go back): an application that
+      locks one name per resource id with ``fencing=True`` keeps one
+      counter per id.  Without it (the default, and pottery's behaviour)
+      an acquisition is one round of ``SET NX PX``, a released lock
+      leaves no key behind, and reading :attr:`fencing_token` raises
+      RuntimeError.  Either way the lock key is pottery's: a fencing lock
+      and a pottery (or non-fencing) lock on one key exclude each other,
+      and tokens number the acquisitions made with ``fencing=True``.
 
     The lock is held when at least ``len(masters) // 2 + 1`` masters set
     its key and time is left of ``auto_release_time`` after subtracting the
@@ -142,11 +212,12 @@ class Redlock:
     :meth:`acquire` keeps retrying meanwhile.
     Algorithm: the distributed-locks page of the Redis docs.
 
-    :attr:`fencing_token` numbers acquisitions: each successful acquisition
-    of the key gets an int larger than every earlier one's, whichever
-    majority of masters was used (see the comment above this class).  The
-    caveat is Redlock's own: a master restarted without persistence
-    forgets its keys and its counter.
+    With ``fencing=True``, :attr:`fencing_token` numbers acquisitions: each
+    successful acquisition of the key with ``fencing=True`` gets an int
+    larger than every earlier one's, whichever majority of masters was
+    used (see the comment above this class).  The caveat is Redlock's own:
+    a master restarted without persistence forgets its keys and its
+    counter.
 
     Threads: a Redlock object is held by one thread at a time (acquire and
     release it in the same thread, or hand it over with proper
@@ -227,12 +298,14 @@ return false
         num_extensions: int = 3,
         context_manager_blocking: bool = True,
         context_manager_timeout: float = -1,
+        fencing: bool = False,
     ) -> None:
         if not isinstance(key, str):
             raise TypeError("key must be str, not %s" % type(key).__name__)
         if (isinstance(auto_release_time, bool) or not isinstance(auto_release_time, int)
                 or auto_release_time < 1):
-            raise ValueError("auto_release_time must be an int >= 1 (milliseconds), got %r"
+            raise ValueError("auto_release_time must be an int >= 1, in milliseconds "
+                             "(pottery 3 takes seconds: multiply by 1000), got %r"
                              % (auto_release_time,))
         if isinstance(num_extensions, bool) or not isinstance(num_extensions, int) \
                 or num_extensions < 0:
@@ -240,20 +313,27 @@ return false
         self.context_manager_timeout = _check_timeout(context_manager_timeout,
                                                       "context_manager_timeout")
         self.key = self.KEY_PREFIX + key
-        self._keys = (self.key, self.key + ":fence")
+        self.fencing = bool(fencing)
+        self._keys = (self.key,)
+        self._fence_keys = (self.key, self.key + ":fence")
         if masters is None:
             clients: list[Client] = [Client()]
         else:
             if isinstance(masters, (str, bytes)):
                 masters = [masters]
-            clients = [as_client(m, self.key, native=True) for m in masters]
+            clients = [as_client(m, self.key) for m in masters]
         if not clients:
             raise ValueError("masters must name at least one Redis master")
-        cores = {c._core for c in clients}
-        if len(cores) != 1:
+        warn_unless_independent(clients, "Redlock %r" % self.key)
+        cores = {c._core for c in clients if isinstance(c, Client)}
+        if len(cores) > 1:
             raise TypeError("the masters' clients use different core implementations")
-        self.masters: tuple[Client, ...] = tuple(clients)
-        self._redlock_round = clients[0]._core.redlock_round
+        self.masters: tuple[Any, ...] = tuple(clients)
+        # The core's quorum round needs the core's connections; masters
+        # reached through a user's own client (RedisPyAdapter) take the
+        # round in Python, over the clients' multi_pipeline.
+        self._redlock_round = (clients[0]._core.redlock_round
+                               if all(isinstance(c, Client) for c in clients) else None)
         self.raise_on_redis_errors = bool(raise_on_redis_errors)
         self.auto_release_time = auto_release_time
         self.num_extensions = num_extensions
@@ -272,33 +352,64 @@ return false
         return "<%s key=%r masters=%d quorum=%d>" % (
             type(self).__qualname__, self.key, len(self.masters), self._quorum)
 
+    def _unheld_copy(self) -> "Redlock":
+        """A new Redlock with this one's settings and masters, holding
+        nothing (what :func:`synchronize` uses for each call)."""
+        lock = copy.copy(self)
+        lock._value = None
+        lock._deadline = 0.0
+        lock._extension_num = 0
+        lock._fencing_token = None
+        return lock
+
     @property
     def fencing_token(self) -> int | None:
         """The fencing token (int) of this object's latest successful
-        acquisition, None before the first.  Strictly larger than the token
-        of every earlier acquisition of the key, by any object or process.
-        Pass it to the protected resource with each write; the resource
-        rejects a token smaller than the largest it has seen."""
+        acquisition, None before the first; only for a lock made with
+        ``fencing=True``.  Strictly larger than the token of every earlier
+        acquisition of the key with ``fencing=True``, by any object or
+        process.  Pass it to the protected resource with each write; the
+        resource rejects a token smaller than the largest it has seen.
+
+        Raises RuntimeError for a lock made without ``fencing=True`` (the
+        default): it has no tokens, and None would read as "not acquired
+        yet"."""
+        if not self.fencing:
+            raise RuntimeError(
+                "%s has no fencing_token: it was made without fencing=True (pass "
+                "Redlock(..., fencing=True) for a fencing token per acquisition)"
+                % (self,))
         return self._fencing_token
 
     # -- rounds ------------------------------------------------------------
 
-    def _round(self, script: Script, args: Sequence[Any]) -> tuple[int, float, list]:
-        """Run script on every master at once; (votes, validity_ms, replies)
-        as ``redlock_round`` returns them, validity measured against
-        auto_release_time.  Masters that did not know the script (NOSCRIPT:
-        first use, restart) get it with EVAL in a second round, and the
-        validity then spans both."""
+    def _round(self, script: Script, args: Sequence[Any],
+               keys: Sequence[str] | None = None) -> tuple[int, float, list]:
+        """Run script (with keys, the lock key by default) on every master
+        at once; see :meth:`_command_round`."""
+        keys = self._keys if keys is None else keys
+        return self._command_round(script.command(keys, args),
+                                   script.eval_command(keys, args))
+
+    def _command_round(self, command: Sequence[Any],
+                       fallback: Sequence[Any] | None = None) -> tuple[int, float, list]:
+        """Send command to every master at once; (votes, validity_ms,
+        replies) as ``redlock_round`` returns them, validity measured
+        against auto_release_time.  When command runs a script, masters
+        that did not know it (NOSCRIPT: first use, restart) get
+        ``fallback`` (its EVAL) in a second round, and the validity then
+        spans both."""
+        if self._redlock_round is None:
+            return self._adapted_round(command, fallback)
         conns = [c._acquire() for c in self.masters]
         try:
             start = time.monotonic()
             votes, validity, replies = self._redlock_round(
-                conns, script.command(self._keys, args), self.auto_release_time,
-                self._master_timeout)
-            retry = [i for i, r in enumerate(replies) if _noscript(r)]
+                conns, tuple(command), self.auto_release_time, self._master_timeout)
+            retry = [i for i, r in enumerate(replies) if _noscript(r)] if fallback else []
             if retry:
                 _, _, again = self._redlock_round(
-                    [conns[i] for i in retry], script.eval_command(self._keys, args),
+                    [conns[i] for i in retry], tuple(fallback),  # type: ignore[arg-type]
                     self.auto_release_time, self._master_timeout)
                 for i, r in zip(retry, again):
                     replies[i] = r
@@ -308,6 +419,28 @@ return false
         finally:
             for client, conn in zip(self.masters, conns):
                 client._release(conn)
+        report_unreachable("Redlock %r" % self.key, self.masters, replies)
+        return votes, validity, replies
+
+    def _adapted_round(self, command: Sequence[Any],
+                       fallback: Sequence[Any] | None) -> tuple[int, float, list]:
+        """The round of :meth:`_command_round` when some master is reached
+        through a user's own client: the core's masters all at once, the
+        others one after another, timed as ``redlock_round`` times its
+        round (validity = TTL - elapsed - drift allowance, milliseconds)."""
+        start = time.monotonic()
+        results = multi_pipeline([(c, [tuple(command)]) for c in self.masters],
+                                 self._master_timeout, max(1, len(self.masters)))
+        replies = [r if isinstance(r, BaseException) else r[0] for r in results]
+        retry = [i for i, r in enumerate(replies) if _noscript(r)] if fallback else []
+        if retry:
+            again = multi_pipeline([(self.masters[i], [tuple(fallback)])  # type: ignore[arg-type]
+                                    for i in retry], self._master_timeout, len(retry))
+            for i, r in zip(retry, again):
+                replies[i] = r if isinstance(r, BaseException) else r[0]
+        votes = sum(1 for r in replies if _agreed(r))
+        validity = (self.auto_release_time - self._drift_ms
+                    - (time.monotonic() - start) * 1000.0)
         report_unreachable("Redlock %r" % self.key, self.masters, replies)
         return votes, validity, replies
 
@@ -324,8 +457,13 @@ return false
             ) from errors[0]
 
     def _release_everywhere(self, value: str) -> None:
-        # compare-and-delete: nothing of another holder's is touched
-        self._round(self.RELEASE_SCRIPT, (value,))
+        """Undo a failed acquisition: compare-and-delete on every master
+        (nothing of another holder's is touched).  Sent as EVAL, with the
+        script's source: the masters that failed the round may have
+        restarted (an empty script cache) or be frozen with our SET
+        buffered; an EVALSHA buffered behind it could fail with NOSCRIPT
+        when they wake, and leave our key for ``auto_release_time``."""
+        self._command_round(self.RELEASE_SCRIPT.eval_command(self._keys, (value,)))
 
     # -- the threading.Lock API ------------------------------------------
 
@@ -343,7 +481,8 @@ return false
 
         On success the lock is held for :meth:`locked` milliseconds
         (``auto_release_time`` minus the acquisition's duration and the
-        clock drift allowance) and :attr:`fencing_token` is new.
+        clock drift allowance) and, with ``fencing=True``,
+        :attr:`fencing_token` is new.
         """
         timeout = _check_timeout(timeout)
         if not blocking and timeout != -1:
@@ -366,25 +505,39 @@ return false
         value = secrets.token_hex(16)
         ttl = self.auto_release_time
         start = time.monotonic()  # before anything is sent
-        votes, validity, replies = self._round(self.ACQUIRE_SCRIPT, (value, ttl))
+        if self.fencing:
+            votes, validity, replies = self._round(self.ACQUIRE_SCRIPT, (value, ttl),
+                                                   self._fence_keys)
+        else:  # pottery's command (SET NX PX): no other key is read or written
+            votes, validity, replies = self._command_round(
+                ("SET", self.key, value, "NX", "PX", ttl))
         # a key may have been set where a master agreed or failed mid-way
         dirty = any(r is not None for r in replies)
+        if votes >= self._quorum and validity > 0 and not self.fencing:
+            self._hold(value, start)
+            return True
         if votes >= self._quorum and validity > 0:
             token = max(int(r) for r in replies if _agreed(r)) + 1
-            votes, _, replies = self._round(self.FENCE_SCRIPT, (value, token))
+            votes, _, replies = self._round(self.FENCE_SCRIPT, (value, token),
+                                            self._fence_keys)
             # validity from the start of round 1: the keys were set after
             # `start`, so they last at least until start + ttl
             validity = ttl - self._drift_ms - (time.monotonic() - start) * 1000.0
             if votes >= self._quorum and validity > 0:
-                self._value = value
-                self._deadline = start + (ttl - self._drift_ms) / 1000.0
-                self._extension_num = 0
+                self._hold(value, start)
                 self._fencing_token = token
                 return True
         if dirty:
             self._release_everywhere(value)
         self._raise_if_masters_down(replies, "acquire")
         return False
+
+    def _hold(self, value: str, start: float) -> None:
+        """Record a successful acquisition of value, begun at start
+        (time.monotonic(), before anything was sent)."""
+        self._value = value
+        self._deadline = start + (self.auto_release_time - self._drift_ms) / 1000.0
+        self._extension_num = 0
 
     def release(self) -> None:
         """Release the lock (compare-and-delete on every master).
@@ -494,9 +647,13 @@ def synchronize(
     """Decorator: run each call of the function under a :class:`Redlock`
     (pottery's ``synchronize``).
 
-    The arguments are :class:`Redlock`'s (``auto_release_time`` in
-    **milliseconds**); ``blocking`` and ``timeout`` (**seconds**, -1: no
-    limit) say how each call acquires.  A call that cannot acquire raises
+    The arguments are :class:`Redlock`'s (``auto_release_time``: an int,
+    in milliseconds (pottery 3 takes seconds: multiply by 1000));
+    ``blocking`` and ``timeout`` (**seconds**, -1: no limit) say how each
+    call acquires.  The locks are made without fencing tokens (the
+    function could not see them), so they leave no key behind.  Masters
+    on one server warn once, when the decorator is made (see
+    :class:`Redlock`).  A call that cannot acquire raises
     :class:`~pyredcache.exceptions.QuorumNotAchieved`; one whose lock
     expired before it returned raises
     :class:`~pyredcache.exceptions.ReleaseUnlockedLock`.  Each call uses a
@@ -506,16 +663,12 @@ def synchronize(
     template = Redlock(key=key, masters=masters, raise_on_redis_errors=raise_on_redis_errors,
                        auto_release_time=auto_release_time, context_manager_blocking=blocking,
                        context_manager_timeout=timeout)
-    clients = template.masters
 
     def decorator(func: F) -> F:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            lock = Redlock(key=key, masters=clients,
-                           raise_on_redis_errors=raise_on_redis_errors,
-                           auto_release_time=auto_release_time,
-                           context_manager_blocking=blocking, context_manager_timeout=timeout)
-            with lock:
+            # a lock of its own per call, without checking the masters again
+            with template._unheld_copy():
                 return func(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
@@ -540,8 +693,12 @@ class Lock:
       loops (about one a second); here it is wall-clock seconds, tried
       again after short random sleeps (up to 50 ms).
     * ``redis``: anything :func:`~pyredcache.clients.as_client` takes with
-      ``key`` (a Client, URL, Cache, CacheCluster, redis-py client); None:
-      a :class:`~pyredcache.Client` on localhost:6379.
+      ``key`` and ``native=True`` (a Client, URL, Cache, CacheCluster, a
+      ``redis.Redis`` over TCP or a unix socket); None: a
+      :class:`~pyredcache.Client` on localhost:6379.  Other redis-py
+      compatible clients (``fakeredis.FakeRedis``,
+      ``redis.cluster.RedisCluster``, TLS, Sentinel) raise TypeError at
+      once, naming what is accepted.
 
     Acquiring is ``SET key value NX PX`` with a random value per
     acquisition; releasing deletes the key only if it still holds that
@@ -575,7 +732,7 @@ return 0
         self.key = key
         self.expires = expires
         self.timeout = timeout
-        self.client: Client = Client() if redis is None else as_client(redis, key, native=True)
+        self.client: Any = Client() if redis is None else as_client(redis, key)
         self._px = max(1, round(expires * 1000))
         self._value: str | None = None
 

@@ -39,6 +39,7 @@ from .clients.adapters import as_client
 from .clients.client import Client, multi_pipeline, report_unreachable
 from .clients.scripts import Script
 from .exceptions import QuorumNotAchieved
+from .lock import warn_unless_independent
 
 __all__ = ["NextId"]
 
@@ -71,13 +72,6 @@ def _track(ids: "NextId") -> None:
         _instances.add(ids)
 
 
-def _server_of(client: Client) -> tuple:
-    kw = client.connection_kwargs
-    if kw.get("unix_socket_path"):
-        return ("unix", kw["unix_socket_path"])
-    return (str(kw["host"]).lower(), int(kw["port"]))
-
-
 class NextId:
     """Strictly increasing integer ids shared by every process that uses the
     same Redis masters and key (pottery's ``NextId``; algorithm:
@@ -90,12 +84,20 @@ class NextId:
         ``"nextid:" + key``, as in pottery.  Different keys are independent
         sequences.
     :param masters: an iterable of independent Redis servers, each anything
-        :func:`~pyredcache.clients.as_client` takes (a
+        :func:`~pyredcache.clients.as_client` takes with ``native=True`` (a
         :class:`~pyredcache.Client`, a ``redis://`` or ``unix://`` URL, a
-        pyredcache cache, a ``redis.Redis``).  Use an odd number of separate
-        servers (five in production); they are masters, not replicas of
-        each other.  ``None``: one server on localhost:6379, as pottery
-        defaults.
+        pyredcache cache, a ``redis.Redis`` over TCP or a unix socket;
+        ``fakeredis.FakeRedis``, ``redis.cluster.RedisCluster``, TLS and
+        Sentinel clients raise TypeError at once, naming what is
+        accepted).  Use an odd number of separate servers (five in
+        production); they are masters, not replicas of each other.  Two
+        masters on one server (one host and port, or one unix socket,
+        whatever their db; compared as written, without DNS) are accepted,
+        as pottery and :class:`~pyredcache.Redlock` accept them, with a
+        :class:`UserWarning`: "masters are not independent: a quorum over
+        them does not survive that server's failure" (two on one db even
+        share the key, so they vote as one).  ``None``: one server on
+        localhost:6379, as pottery defaults.
     :param raise_on_redis_errors: ``bool``.  When ``True``, a try in which
         so many masters fail (connection refused or dropped, timed out,
         error reply) that a quorum is out of reach raises
@@ -122,11 +124,10 @@ class NextId:
         competitors for one sequence should raise ``num_tries``.
 
     Raises :class:`ValueError` for ``num_tries < 1``, a ``timeout`` that is
-    not a positive number of seconds, a negative ``retry_delay``, no
-    masters, or two masters that are the same server (a quorum needs
-    independent servers); :class:`TypeError` for arguments of the wrong
-    type and for a master :func:`~pyredcache.clients.as_client` does not
-    accept.
+    not a positive number of seconds, a negative ``retry_delay`` or no
+    masters; :class:`TypeError` for arguments of the wrong type and for a
+    master :func:`~pyredcache.clients.as_client` does not accept with
+    ``native=True``.
 
     ``next(ids)`` returns the next id (``int``, from 1 after a fresh start
     or :meth:`reset`).  One object may be shared by threads; it runs one
@@ -190,18 +191,11 @@ return 0
             if isinstance(masters, (str, bytes)):
                 raise TypeError("masters must be an iterable of servers, not a single %s"
                                 % type(masters).__name__)
-            clients = [as_client(m, native=True) for m in masters]
+            clients = [as_client(m) for m in masters]
             if not clients:
                 raise ValueError("masters must name at least one Redis server")
-        seen: dict[tuple, int] = {}
-        for i, client in enumerate(clients):
-            where = _server_of(client)
-            if where in seen:
-                raise ValueError("masters[%d] and masters[%d] are the same server (%s); "
-                                 "a quorum needs independent servers"
-                                 % (seen[where], i, ":".join(map(str, where))))
-            seen[where] = i
         self.key: str = _KEY_PREFIX + key
+        warn_unless_independent(clients, "NextId %r" % self.key)
         self.masters: tuple[Client, ...] = tuple(clients)
         self.raise_on_redis_errors = bool(raise_on_redis_errors)
         self.num_tries = num_tries

@@ -38,16 +38,19 @@ class BaseSerializer:
     """Base class for serializers: subclass it and implement both methods.
 
     ``dumps(obj) -> bytes`` encodes a value for Redis; ``loads(data:
-    bytes) -> object`` decodes what ``dumps`` wrote.  Both raise
-    :class:`~pyredcache.exceptions.SerializationError` on failure.
+    bytes) -> object`` decodes what ``dumps`` wrote, and returns None for
+    ``None`` (a nil reply: a missing key), as rc's serializers do.  Both
+    raise :class:`~pyredcache.exceptions.SerializationError` on failure.
+    A subclass implements :meth:`dumps` and :meth:`loads`; the caches
+    never pass ``None`` to ``loads`` themselves.
     """
 
     def dumps(self, obj: Any) -> bytes:
         """Encode obj as bytes for Redis."""
         raise NotImplementedError
 
-    def loads(self, data: bytes) -> Any:
-        """Decode bytes that :meth:`dumps` produced."""
+    def loads(self, data: bytes | None) -> Any:
+        """Decode bytes that :meth:`dumps` produced; None for None."""
         raise NotImplementedError
 
 
@@ -70,7 +73,14 @@ class NativeSerializer(BaseSerializer):
     def __init__(self) -> None:
         core = _compat.core
         self.dumps = core.dumps  # type: ignore[method-assign]
-        self.loads = core.loads  # type: ignore[method-assign]
+        self._loads = core.loads
+
+    def loads(self, data: bytes | None) -> Any:
+        """Decode bytes that :meth:`dumps` wrote; None for None (a nil
+        reply).  SerializationError for bytes that are not a value."""
+        if data is None:
+            return None
+        return self._loads(data)
 
 
 class JSONSerializer(BaseSerializer):
@@ -99,7 +109,9 @@ class JSONSerializer(BaseSerializer):
                 "JSONSerializer cannot serialize a value nested this deep"
             ) from None
 
-    def loads(self, data: bytes) -> Any:
+    def loads(self, data: bytes | None) -> Any:
+        if data is None:
+            return None
         try:
             text = data.decode("utf-8")
             try:
@@ -133,7 +145,9 @@ class PickleSerializer(BaseSerializer):
                 "PickleSerializer cannot serialize %s: %s" % (_describe(obj), exc)
             ) from None
 
-    def loads(self, data: bytes) -> Any:
+    def loads(self, data: bytes | None) -> Any:
+        if data is None:
+            return None
         try:
             return pickle.loads(data)
         except Exception as exc:  # pickle raises almost anything on bad input
@@ -198,7 +212,9 @@ class SignedSerializer(BaseSerializer):
         payload = self.inner.dumps(obj)
         return self.VERSION + self._mac(payload) + payload
 
-    def loads(self, data: bytes) -> Any:
+    def loads(self, data: bytes | None) -> Any:
+        if data is None:
+            return None
         data = bytes(data)
         version = len(self.VERSION)
         if len(data) < self._header or data[:version] != self.VERSION:

@@ -36,7 +36,7 @@ import struct
 import time
 from typing import Any, Callable
 
-from .clients.client import Client, set_command
+from .clients.client import set_command
 from .clients.scripts import Script
 from .exceptions import ReplyTypeError, SerializationError
 
@@ -77,7 +77,7 @@ return 0
                  report: Callable[[Any, Exception], None], expire: float | None,
                  lock: bool, lock_timeout: float, stale_ttl: float | None,
                  beta: float | None) -> None:
-        """``client``: the cache's client (a Client or ShardedClient);
+        """``client``: the cache's client (a Client, ShardedClient or RedisPyAdapter);
         ``serializer``: its serializer (``dumps``/``loads``); ``bypass(value)``:
         True for a result returned but not stored; ``report(key, exc)``:
         logs a stored value treated as a miss.  ``expire``, ``lock_timeout``
@@ -95,6 +95,8 @@ return 0
             raise ValueError("stale_ttl and beta need an expiry: give expire= or a "
                              "default_expire")
         self.client = client
+        # a client over several servers picks the lock key's server itself
+        self._sharded = getattr(client, "client_for_key", None)
         self.serializer = serializer
         self.bypass = bypass
         self.report = report
@@ -141,9 +143,9 @@ return 0
 
     # -- the lock -------------------------------------------------------------------
 
-    def _lock_client(self, lock_key: bytes) -> Client:
+    def _lock_client(self, lock_key: bytes) -> Any:
         client = self.client
-        return client if isinstance(client, Client) else client.client_for_key(lock_key)
+        return client if self._sharded is None else self._sharded(lock_key)
 
     def _try_lock(self, lock_key: bytes) -> bytes | None:
         token = secrets.token_hex(16).encode("ascii")
@@ -221,7 +223,7 @@ return 0
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
             client = self.client
-            if isinstance(client, Client):
+            if self._sharded is None:
                 raw, locked = client.pipeline_execute([("GET", key), ("EXISTS", lock_key)])
             else:  # the key and its lock may live on two servers
                 raw, locked = client.get(key), client.exists(lock_key)

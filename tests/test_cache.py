@@ -23,6 +23,7 @@ from pyredcache import (
     NO_VALUE,
     Cache,
     ConnectionError,
+    HostConfig,
     InvalidSignature,
     JSONSerializer,
     NativeSerializer,
@@ -188,11 +189,37 @@ def test_key_types(cache):
         cache.set(1, 1)
 
 
-def test_get_client(cache):
+def test_get_client_is_a_redis_py_client_for_the_same_server(cache, r):
+    """rc's get_client() gives a client with the whole command set; the
+    cache's own commands keep going through its C client."""
+    import redis as redis_py
+
     client = cache.get_client()
-    assert client is cache.client
+    assert isinstance(client, redis_py.Redis)
+    assert client is cache.get_client()  # made once
+    assert client is not cache.client
     assert client.ping() is True
-    assert client.execute_command("SET", "raw", "1") == b"OK"
+    assert client.incr("counter") == 1 and client.hset("h", "f", "v") == 1
+    pipe = client.pipeline()
+    pipe.incr("counter").get("counter")
+    assert pipe.execute() == [2, b"2"]
+    cache.set("shared", {"a": 1})
+    assert client.exists(b"shared") == 1  # the same server and db
+    assert cache.client.ping() is True and cache.client.execute_command("SET", "raw", "1") == b"OK"
+
+
+def test_get_client_keeps_every_connection_setting(impl, redis_server):
+    c = Cache(redis_server.host, redis_server.port, db=3, socket_timeout=0.75,
+              socket_connect_timeout=0.5)
+    kwargs = c.get_client().connection_pool.connection_kwargs
+    assert (kwargs["host"], kwargs["port"], kwargs["db"], kwargs["socket_timeout"],
+            kwargs["socket_connect_timeout"]) == (redis_server.host, redis_server.port, 3,
+                                                   0.75, 0.5)
+    unix = Cache(unix_socket_path=redis_server.unix_socket_path, db=1)
+    assert unix.get_client().connection_pool.connection_kwargs["path"] == \
+        redis_server.unix_socket_path
+    unix.set("u", 1)
+    assert unix.get_client().exists("u") == 1
 
 
 # -- serialization errors -----------------------------------------------------------
@@ -210,10 +237,67 @@ def test_unencodable_value_raises_and_writes_nothing(cache, r):
     assert r.keys() == []
 
 
-def test_undecodable_value_raises(cache, r):
-    r.set("k", b"\xff not json")
-    with pytest.raises(SerializationError):
-        cache.get("k")
+def test_undecodable_value_is_a_logged_miss(cache, r, caplog):
+    r.set("k", b"\xff not a value")
+    with caplog.at_level(logging.WARNING, logger="pyredcache"):
+        assert cache.get("k") is None
+        assert cache.get("k", NO_VALUE) is NO_VALUE
+        assert cache.get_many("k", "missing") == [None, None]
+    assert caplog.text.count("treating 'k' as a miss") == 1  # once per key
+
+
+# What rc wrote with its default serializer (JSON): json.dumps() of values.
+RC_ENTRIES = [{"a": 1}, [1, 2], "text", 123, 3.5, True, None]
+
+
+def test_entries_rc_wrote_in_json_are_misses_for_the_native_codec(cache, r, caplog):
+    """rc's default serializer was JSON; pyredcache's is the native codec.
+    An entry rc left behind is a miss (logged once), never an exception
+    from get(); a decorated function recomputes and overwrites it."""
+    for i, value in enumerate(RC_ENTRIES):
+        r.set("rc:%d" % i, json.dumps(value).encode())
+    with caplog.at_level(logging.WARNING, logger="pyredcache"):
+        for i in range(len(RC_ENTRIES)):
+            assert cache.get("rc:%d" % i, NO_VALUE) is NO_VALUE, RC_ENTRIES[i]
+        assert cache.get_many(*("rc:%d" % i for i in range(len(RC_ENTRIES)))) == \
+            [None] * len(RC_ENTRIES)
+
+    calls = []
+
+    @cache.cache(key_prefix="rc-era")
+    def load(n):
+        calls.append(n)
+        return {"n": n}
+
+    key = load.__pyredcache__.builder((7,), {})
+    r.set(key, json.dumps({"n": "stale, from rc"}).encode())
+    with caplog.at_level(logging.WARNING, logger="pyredcache"):
+        assert load(7) == {"n": 7}
+    assert load(7) == {"n": 7} and calls == [7]  # overwritten: the second call hits
+    assert cache.serializer.loads(r.get(key)) == {"n": 7}
+
+
+def test_a_one_digit_json_integer_reads_as_another_integer(cache, r):
+    """The exception docs/quickstart.rst states: JSON 5 is the byte 0x35, a
+    MessagePack positive fixint (53)."""
+    r.set("rc:digit", json.dumps(5).encode())
+    assert cache.get("rc:digit") == 53
+
+
+def test_an_rc_cache_keeps_its_entries_with_the_json_serializer(impl, redis_server, r):
+    """What docs/quickstart.rst tells rc users: JSONSerializer reads rc's
+    entries as they are."""
+    cache = Cache(redis_server.host, redis_server.port, serializer_cls=JSONSerializer)
+    for i, value in enumerate(RC_ENTRIES):
+        r.set("rc:%d" % i, json.dumps(value).encode())
+    assert [cache.get("rc:%d" % i, NO_VALUE) for i in range(len(RC_ENTRIES))] == RC_ENTRIES
+
+
+@pytest.mark.parametrize("serializer", [NativeSerializer, JSONSerializer, PickleSerializer,
+                                        lambda: SignedSerializer(PickleSerializer(), b"k" * 16)])
+def test_every_serializer_loads_none_as_none(impl, serializer):
+    """rc's serializers return None for None (a nil reply)."""
+    assert serializer().loads(None) is None
 
 
 def test_pickle_serializer(impl, redis_server, redis_url):
@@ -496,6 +580,76 @@ def test_include_self_without_cache_key_is_a_clear_error(cache):
 
     with pytest.raises(TypeError, match="self.*Thing|Thing.*self"):
         Thing().m()
+
+
+def test_include_self_keys_on_str_when_the_class_defines_it(cache, r):
+    """rc keys include_self methods on str(self) and tells users to give the
+    class a __str__: such a class works unchanged."""
+    calls = []
+
+    class Account:
+        def __init__(self, uid):
+            self.uid = uid
+
+        def __str__(self):
+            return "Account:%d" % self.uid
+
+        @cache.cache(include_self=True)
+        def balance(self, currency="EUR"):
+            calls.append((self.uid, currency))
+            return self.uid * 10
+
+    assert Account(1).balance() == 10
+    assert Account(2).balance() == 20
+    assert Account(1).balance() == 10 and Account(1).balance(currency="EUR") == 10
+    assert Account.balance(self=Account(2)) == 20  # self given by keyword
+    assert calls == [(1, "EUR"), (2, "EUR")]
+    # the key is the same in every process: no address in it
+    key = Account.balance.__pyredcache__.builder((Account(1),), {})
+    assert key == Account.balance.__pyredcache__.builder((Account(1),), {"currency": "EUR"})
+    assert cache.invalidate(Account.balance, Account(1)) is True
+    assert Account(1).balance() == 10 and calls[-1] == (1, "EUR")
+
+    class Other(Account):  # another class with an equal str(): another key
+        pass
+
+    assert Account.balance.__pyredcache__.builder((Other(1),), {}) != key
+
+
+def test_include_self_prefers_cache_key_and_refuses_object_str(cache):
+    class Both:
+        def __str__(self):
+            return "same"
+
+        def __cache_key__(self):
+            return ["Both"]
+
+    class Plain:  # object.__str__: '<Plain object at 0x...>'
+        @cache.cache(include_self=True)
+        def m(self):
+            return 1
+
+    @cache.cache(include_self=True)
+    def f(self):
+        return 2
+
+    assert f(Both()) == 2  # keyed by __cache_key__, not str()
+    with pytest.raises(TypeError, match="self"):
+        Plain().m()
+
+
+def test_coroutine_functions_are_refused_at_decoration(cache):
+    async def fetch(n):
+        return n
+
+    with pytest.raises(TypeError, match="coroutine function .*fetch"):
+        cache.cache()(fetch)
+
+    async def stream():
+        yield 1
+
+    with pytest.raises(TypeError, match="coroutine function .*stream"):
+        cache.cache(lock=True)(stream)
 
 
 def test_unkeyable_argument_is_a_clear_error(cache):
@@ -789,14 +943,119 @@ def test_del_client_gives_the_client_again(impl, redis_server, redis_url, shards
 
     c = Cache(redis_server.host, redis_server.port)
     c.set("k", 1)
+    first = c.client
     del c.client  # no RecursionError: a new client, kept from now on
-    assert isinstance(c.client, Client) and c.client is c.get_client()
+    assert isinstance(c.client, Client) and c.client is not first and c.client is c.client
     assert c.get("k") == 1
     cluster = CacheCluster({i: {"host": s.host, "port": s.port} for i, s in enumerate(shards)})
     cluster.set("k", 2)
     del cluster.client
     assert isinstance(cluster.client, ShardedClient) and cluster.client is cluster.get_client()
     assert cluster.get("k") == 2
+
+
+def test_a_users_own_client_is_accepted(impl, redis_server, r):
+    """Cache(redis=...): a redis.Redis goes over the C core with its
+    settings; fakeredis (or TLS, Sentinel) through the adapter."""
+    import fakeredis
+    import redis as redis_py
+
+    from pyredcache import Client
+    from pyredcache.clients import RedisPyAdapter
+
+    mine = redis_py.Redis(redis_server.host, redis_server.port, db=4)
+    c = Cache(redis=mine, namespace="own:")
+    assert isinstance(c.client, Client) and c.client.connection_kwargs["db"] == 4
+    assert c.get_client() is mine
+    c.set("k", [1, 2])
+    assert mine.exists("own:k") == 1 and c.get("k") == [1, 2]
+
+    fake = fakeredis.FakeRedis()
+    f = Cache(redis=fake)
+    assert isinstance(f.client, RedisPyAdapter) and f.get_client() is fake
+    calls = []
+
+    @f.cache(expire=60)
+    def square(x):
+        calls.append(x)
+        return x * x
+
+    assert [square(3), square(3), square(4)] == [9, 9, 16] and calls == [3, 4]
+    assert f.set_many({"a": 1, "b": None}) is True
+    assert f.get_many("a", "b", "c") == [1, None, None]
+    assert f.get("b", NO_VALUE) is None and f.get("c", NO_VALUE) is NO_VALUE
+    assert 0 < fake.ttl(square.__pyredcache__.builder((3,), {})) <= 60
+    with f.batch_mode():
+        promises = [square(n) for n in (3, 5)]
+    assert [p.value for p in promises] == [9, 25] and calls == [3, 4, 5]
+    assert f.delete_many("a", "b") is True and f.invalidate(square, 3) is True
+    # nothing went to the real server
+    assert r.exists(square.__pyredcache__.builder((5,), {})) == 0 and fake.exists(
+        square.__pyredcache__.builder((5,), {})) == 1
+    with pytest.raises(TypeError, match="either redis="):
+        Cache(redis_server.host, redis=mine)
+    with pytest.raises(TypeError, match="redis-py-compatible"):
+        Cache(redis=42)
+
+
+def test_cache_cluster_hosts_given_as_clients(impl, shards):
+    """CacheCluster hosts may be clients: a redis.Redis (through the C core,
+    with its settings), a fakeredis.FakeRedis (through the adapter), next to
+    hosts given as options; multi-key commands reach every host."""
+    import fakeredis
+    import redis as redis_py
+
+    from pyredcache import CacheCluster, Client
+    from pyredcache.clients import RedisPyAdapter
+
+    fake = fakeredis.FakeRedis()
+    real = redis_py.Redis(shards[0].host, shards[0].port)
+    cluster = CacheCluster({"real": real, "fake": fake,
+                            "opts": {"host": shards[1].host, "port": shards[1].port}})
+    clients = cluster.client.clients
+    assert isinstance(clients["real"], Client) and isinstance(clients["opts"], Client)
+    assert isinstance(clients["fake"], RedisPyAdapter)
+    assert repr(cluster.hosts["real"]) == repr(HostConfig("real", shards[0].host,
+                                                          shards[0].port))
+    values = {"k%d" % i: i for i in range(60)}
+    assert cluster.set_many(values) is True
+    assert cluster.get_many(*values) == list(values.values())
+    where = {name: 0 for name in clients}
+    for key in values:
+        where[cluster.client.get_host_for_key(key)] += 1
+    assert all(where.values()), where  # every host holds some keys
+    assert fake.dbsize() == where["fake"] and real.dbsize() == where["real"]
+    calls = []
+
+    @cluster.cache(lock=True)
+    def double(x):
+        calls.append(x)
+        return 2 * x
+
+    with cluster.batch_mode():
+        promises = [double(n) for n in range(20)]
+    assert [p.value for p in promises] == [2 * n for n in range(20)]
+    assert [double(n) for n in range(20)] == [2 * n for n in range(20)]
+    assert calls == list(range(20))
+    assert cluster.delete_many(*values) is True and fake.dbsize() + real.dbsize() <= 20
+    del cluster.client  # made again from the same hosts
+    assert cluster.get("k1") is None and double(3) == 6 and calls == list(range(20))
+
+
+def test_stampede_lock_over_a_users_client(impl):
+    import fakeredis
+
+    fake = fakeredis.FakeRedis()
+    c = Cache(redis=fake)
+    calls = []
+
+    @c.cache(lock=True, stale_ttl=30, expire=60)
+    def slow(x):
+        calls.append(x)
+        return x + 1
+
+    assert slow(1) == 2 and slow(1) == 2 and calls == [1]
+    assert fake.exists(slow.__pyredcache__.builder((1,), {}) + b":lock") == 0  # released
 
 
 def test_a_subclass_overriding_get_client_is_used(impl, redis_server, redis_url):

@@ -829,6 +829,79 @@ def test_deque_construction_repr_and_equality(backend: Backend) -> None:
         dq.rotate(1.5)  # type: ignore[arg-type]
 
 
+def test_deque_init_keeps_what_collections_deque_keeps(backend: Backend) -> None:
+    # An iterable shorter than maxlen is kept whole: RedisDeque('gh', maxlen=3)
+    # used to hold ['h'].
+    assert RedisDeque("gh", maxlen=3, redis=backend.redis, key=key())[:] == ["g", "h"]
+    for data in ("", "g", "gh", "ghi", "ghij", "ghijk"):
+        for maxlen in (None, 0, 1, 2, 3, 4, 5, 6):
+            dq = RedisDeque(data, maxlen, redis=backend.redis, key=key())
+            assert dq[:] == list(collections.deque(data, maxlen)), (data, maxlen)
+            assert len(dq) == len(collections.deque(data, maxlen))
+            assert dq.maxlen == maxlen
+
+
+def test_deque_every_maxlen_path_matches_collections_deque(backend: Backend) -> None:
+    # From every length a bounded deque can have, each operation that adds
+    # elements: the same elements as collections.deque, in the same order.
+    def ops(maxlen: int) -> Iterator[tuple[str, tuple]]:
+        for n in range(maxlen + 3):  # fewer, as many and more values than maxlen
+            values = [100 + i for i in range(n)]
+            yield "extend", (values,)
+            yield "extendleft", (values,)
+        yield "append", (7,)
+        yield "appendleft", (7,)
+        for i in range(-maxlen - 2, maxlen + 3):
+            yield "insert", (i, 7)
+
+    for maxlen in (0, 1, 2, 3, 4):
+        for start in range(maxlen + 1):
+            initial = list(range(start))
+            for op, args in ops(maxlen):
+                model = collections.deque(initial, maxlen)
+                dq = RedisDeque(initial, maxlen, redis=backend.redis, key=key())
+                try:
+                    getattr(model, op)(*args)
+                except IndexError as exc:
+                    with pytest.raises(IndexError, match="maximum size"):
+                        getattr(dq, op)(*args)
+                    assert "maximum size" in str(exc)
+                else:
+                    getattr(dq, op)(*args)
+                assert dq[:] == list(model), (maxlen, initial, op, args)
+                assert len(dq) <= maxlen
+                dq.clear()
+    # unbounded: nothing is dropped
+    dq = RedisDeque("ab", redis=backend.redis, key=key())
+    model = collections.deque("ab")
+    for op, args in ops(3):
+        getattr(dq, op)(*args)
+        getattr(model, op)(*args)
+    assert dq[:] == list(model)
+
+
+def test_list_and_deque_are_never_equal(backend: Backend) -> None:
+    # As [1, 2] == deque([1, 2]) is False (and pottery's RedisList ==
+    # RedisDeque), even when both are opened on the same key.
+    assert ([1, 2] == collections.deque([1, 2])) is False
+    k = key()
+    lst = RedisList([1, 2], redis=backend.redis, key=k)
+    dq = RedisDeque(redis=backend.redis, key=k)  # the same Redis list
+    other_dq = RedisDeque([1, 2], redis=backend.redis, key=key())
+    with no_warnings():  # told apart by type, without reading anything
+        for a, b in ((lst, dq), (dq, lst), (lst, other_dq), (other_dq, lst)):
+            assert (a == b) is False and (a != b) is True, (type(a), type(b))
+        # same key, same kind: equal without a round trip
+        assert lst == RedisList(redis=backend.redis, key=k)
+        assert dq == RedisDeque(redis=backend.redis, key=k)
+        assert dq != [1, 2] and lst != collections.deque([1, 2])
+    with quiet():  # what pottery documents still holds
+        assert lst == [1, 2] and [1, 2] == lst
+        assert dq == collections.deque([1, 2]) and collections.deque([1, 2]) == dq
+        assert dq == other_dq and other_dq == dq
+        assert lst == RedisList([1, 2], redis=backend.redis, key=key())
+
+
 # -- shared behaviour --------------------------------------------------------------------
 
 

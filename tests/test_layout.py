@@ -34,7 +34,7 @@ PUBLIC_BEFORE = [
 #: Module paths that worked before and must go on working, with names in them.
 MODULE_PATHS = {
     "pyredcache.server": ["EmbeddedRedis", "EmbeddedRedisError"],
-    "pyredcache.testing": ["NullCache"],
+    "pyredcache.testing": ["NullCache", "FakeRedisCache"],
     "pyredcache.containers": ["RedisDict", "RedisCounter", "RedisSet", "RedisList",
                               "RedisDeque", "KeyExistsError", "WrongTypeError",
                               "InefficientAccessWarning", "TEMPORARY_PREFIX"],
@@ -61,6 +61,11 @@ def test_public_names_still_import_from_pyredcache():
     namespace: dict = {}
     exec("from pyredcache import *", namespace)
     assert set(PUBLIC_BEFORE) <= set(namespace)
+
+
+def test_pottery_3_spelling_of_next_id():
+    from pyredcache import NextID, NextId
+    assert NextID is NextId and "NextID" in pyredcache.__all__
 
 
 @pytest.mark.parametrize("module", sorted(MODULE_PATHS))

@@ -18,7 +18,7 @@ import time
 import pytest
 from leakcheck import assert_no_leaks
 
-from conftest import free_port
+from conftest import RedisServer, free_port
 from pyredcache import Cache, Client
 from pyredcache.exceptions import (
     ConnectionError,
@@ -142,7 +142,7 @@ def test_acquire_release_locked(impl, masters):
     lock = Redlock(key="printer", masters=urls(masters))
     assert lock.key == "redlock:printer"
     assert "redlock:printer" in repr(lock)
-    assert lock.locked() == 0 and lock.fencing_token is None
+    assert lock.locked() == 0
     assert lock.acquire() is True
     # pottery's key, on every master, with one random value and a PX TTL
     values = held_by(masters, "printer")
@@ -150,7 +150,6 @@ def test_acquire_release_locked(impl, masters):
     assert all(0 < s.client().pttl("redlock:printer") <= 10000 for s in masters)
     left = lock.locked()
     assert isinstance(left, int) and 0 < left <= 10000
-    assert isinstance(lock.fencing_token, int) and lock.fencing_token >= 1
 
     other = Redlock(key="printer", masters=urls(masters))
     assert other.acquire(blocking=False) is False
@@ -169,7 +168,6 @@ def test_acquire_release_locked(impl, masters):
     with pytest.raises(ExtendUnlockedLock):
         lock.extend()
     assert other.acquire(blocking=False) is True
-    assert other.fencing_token > lock.fencing_token
     other.release()
     with pytest.raises(ValueError, match="non-blocking"):
         lock.acquire(blocking=False, timeout=1)
@@ -312,20 +310,262 @@ def test_synchronize(impl, masters):
     assert nonblocking() == "ran"
 
 
-def test_script_cache_flushed_on_some_masters(impl, masters):
-    lock = Redlock(key="flush", masters=urls(masters))
+@pytest.mark.parametrize("fencing", [False, True])
+def test_script_cache_flushed_on_some_masters(impl, masters, fencing):
+    lock = Redlock(key="flush", masters=urls(masters), fencing=fencing)
     assert lock.acquire()
     lock.release()
     for s in masters[:2]:
         s.client().script_flush()  # as after a restart: EVALSHA gets NOSCRIPT
     assert lock.acquire(blocking=False)
     assert held_by(masters, "flush") == [value_of(lock)] * 5
-    first = lock.fencing_token
+    first = lock.fencing_token if fencing else 0
     lock.release()
+    assert held_by(masters, "flush") == [None] * 5
     for s in masters:
         s.client().script_flush()
-    assert lock.acquire(blocking=False) and lock.fencing_token > first
+    assert lock.acquire(blocking=False)
+    assert not fencing or lock.fencing_token > first
     lock.release()
+    assert held_by(masters, "flush") == [None] * 5
+
+
+# -- fencing is opt-in --------------------------------------------------------
+
+
+def keys_on(servers) -> list[list[bytes]]:
+    return [sorted(s.client().keys("*")) for s in servers]
+
+
+def test_default_redlock_leaves_no_key_behind(impl, masters):
+    # An app that locks one name per resource id must not grow Redis: once
+    # released (or after a failed try), a default Redlock leaves nothing.
+    for i in range(20):
+        lock = Redlock(key="order:%d" % i, masters=urls(masters))
+        assert lock.acquire(blocking=False)
+        lock.extend()
+        assert lock.locked() > 0
+        assert keys_on(masters) == [[b"redlock:order:%d" % i]] * 5  # no fence key
+        lock.release()
+    assert keys_on(masters) == [[]] * 5
+    # failed tries: contended, and a quorum held by someone else
+    holder = Redlock(key="busy", masters=urls(masters))
+    assert holder.acquire(blocking=False)
+    assert Redlock(key="busy", masters=urls(masters)).acquire(timeout=0.2) is False
+    holder.release()
+    for s in masters[:3]:
+        s.client().set("redlock:taken", "someone else", px=60000)
+    assert Redlock(key="taken", masters=urls(masters)).acquire(blocking=False) is False
+    assert keys_on(masters) == [[b"redlock:taken"]] * 3 + [[]] * 2
+    for s in masters[:3]:
+        s.client().delete("redlock:taken")
+    with Redlock(key="ctx", masters=urls(masters)):
+        pass
+    assert keys_on(masters) == [[]] * 5
+
+
+def test_fencing_token_needs_fencing_true(impl, masters):
+    lock = Redlock(key="plain", masters=urls(masters))
+    assert lock.fencing is False
+    with pytest.raises(RuntimeError, match=r"fencing=True"):
+        lock.fencing_token
+    assert lock.acquire(blocking=False)
+    with pytest.raises(RuntimeError, match=r"redlock:plain.*without fencing=True"):
+        lock.fencing_token
+    lock.release()
+
+    fenced = Redlock(key="fenced", masters=urls(masters), fencing=True)
+    assert fenced.fencing is True and fenced.fencing_token is None
+    assert fenced.acquire(blocking=False)
+    assert fenced.fencing_token == 1
+    fenced.release()
+    # the counter stays, without a TTL (tokens must never go back)
+    assert keys_on(masters) == [[b"redlock:fenced:fence"]] * 5
+    assert [s.client().ttl("redlock:fenced:fence") for s in masters] == [-1] * 5
+    # acquisitions without fencing neither read nor raise it
+    plain = Redlock(key="fenced", masters=urls(masters))
+    assert plain.acquire(blocking=False)
+    plain.release()
+    assert [s.client().get("redlock:fenced:fence") for s in masters] == [b"1"] * 5
+    assert fenced.acquire(blocking=False) and fenced.fencing_token == 2
+    fenced.release()
+
+
+def test_pottery_and_pyredcache_contend_for_one_lock(impl, masters):
+    import pottery
+
+    # pottery answers as soon as a quorum of its threads did: the other
+    # masters may lag behind, so only quorums are checked
+    clients = [s.client() for s in masters]
+    theirs = pottery.Redlock(key="printer", masters=set(clients), auto_release_time=10)
+    for fencing in (False, True):
+        ours = Redlock(key="printer", masters=urls(masters), fencing=fencing)
+        assert theirs.acquire(blocking=False)
+        assert ours.acquire(blocking=False) is False
+        assert held_by(masters, "printer").count(theirs._uuid.encode()) >= 3
+        theirs.release()
+        assert ours.acquire(timeout=5)
+        assert theirs.acquire(blocking=False) is False
+        assert held_by(masters, "printer").count(value_of(ours)) >= 3
+        ours.release()
+        fence = [c.exists("redlock:printer:fence") for c in clients]
+        assert fence.count(1) >= 3 if fencing else fence == [0] * 5
+
+
+def test_auto_release_time_is_milliseconds(impl, masters):
+    # pottery's documented API (its README): auto_release_time=15*1000 is
+    # 15 seconds.  pottery 3 takes seconds; a float is refused, not guessed.
+    lock = Redlock(key="ms", masters=urls(masters), auto_release_time=15 * 1000)
+    assert lock.acquire(blocking=False)
+    assert all(10000 < s.client().pttl("redlock:ms") <= 15000 for s in masters)
+    assert 10000 < lock.locked() <= 15000
+    lock.release()
+    default = Redlock(key="ms", masters=urls(masters))
+    assert default.auto_release_time == 10000
+    assert default.acquire(blocking=False)
+    assert all(5000 < s.client().pttl("redlock:ms") <= 10000 for s in masters)
+    default.release()
+    for bad in (.2, 10.0, 15000.0):
+        with pytest.raises(ValueError, match=r"milliseconds \(pottery 3 takes seconds: "
+                                             r"multiply by 1000\)"):
+            Redlock(key="ms", masters=urls(masters), auto_release_time=bad)
+        with pytest.raises(ValueError, match="pottery 3 takes seconds"):
+            synchronize(key="ms", masters=urls(masters), auto_release_time=bad)
+    for doc in (Redlock.__doc__, synchronize.__doc__):
+        assert "milliseconds (pottery 3 takes seconds: multiply by 1000)" in " ".join(
+            doc.split())
+
+
+# -- masters on one server ------------------------------------------------------
+
+NOT_INDEPENDENT = ("masters are not independent: a quorum over them does not survive "
+                   "that server's failure")
+
+
+def test_masters_on_one_server_are_accepted_with_a_warning(impl, masters):
+    a, b, c = masters[:3]
+    # one server, two databases: accepted (as pottery does), and warned about
+    forms = ["redis://%s:%d/1" % (a.host, a.port), b.url, "redis://%s:%d/2" % (a.host, a.port)]
+    with pytest.warns(UserWarning, match=NOT_INDEPENDENT) as record:
+        lock = Redlock(key="same", masters=forms)
+    [warning] = record
+    assert warning.filename == __file__  # it points at the caller's line
+    assert "masters[0] and masters[2] are both %s:%d" % (a.host, a.port) in str(
+        warning.message)
+    assert "vote as one" not in str(warning.message)
+    assert lock.acquire(blocking=False)  # three keys: db 1 and db 2 of a, and b
+    assert a.client(db=1).get("redlock:same") == a.client(db=2).get("redlock:same") == \
+        b.client().get("redlock:same") == value_of(lock)
+    lock.release()
+    # one unix socket, by two URLs; on the same db
+    with pytest.warns(UserWarning, match=NOT_INDEPENDENT) as record:
+        Redlock(key="same", masters=[c.unix_url, a.url, c.unix_url])
+    assert c.unix_socket_path in str(record[0].message)
+    assert "db 0 (one key: they vote as one master)" in str(record[0].message)
+    # synchronize warns once, where it is made, not on every call
+    with pytest.warns(UserWarning, match=NOT_INDEPENDENT) as record:
+        @synchronize(key="same", masters=forms)
+        def f() -> int:
+            return 1
+    assert len(record) == 1 and record[0].filename == __file__
+    assert f() == 1 and f() == 1  # filterwarnings=error: no warning here
+    # independent masters: no warning (filterwarnings=error)
+    Redlock(key="same", masters=urls(masters))
+
+
+# -- clients the core cannot use --------------------------------------------------
+
+
+
+@pytest.mark.timeout(30)
+def test_users_own_clients_hold_locks(impl, masters):
+    """Lock, Redlock and synchronize use a fakeredis (or any redis-py
+    compatible) client itself: no dialling of the host its settings name."""
+    import fakeredis
+
+    fake = fakeredis.FakeRedis()
+    lock = Lock("k", redis=fake, expires=5)
+    assert lock.acquire() is True and fake.exists("k") == 1
+    assert 0 < fake.pttl("k") <= 5000
+    lock.release()
+    assert fake.exists("k") == 0
+    fakes = [fakeredis.FakeRedis(server=fakeredis.FakeServer()) for _ in range(3)]
+    red = Redlock(key="k", masters=fakes, auto_release_time=5000)
+    assert red.acquire(blocking=False) is True and 0 < red.locked() <= 5000
+    assert [f.exists("redlock:k") for f in fakes] == [1, 1, 1]
+    assert Redlock(key="k", masters=fakes).acquire(blocking=False) is False  # held
+    red.extend()
+    red.release()
+    assert [f.exists("redlock:k") for f in fakes] == [0, 0, 0]
+    # mixed: two real masters through the core, one fakeredis through its client
+    mixed = Redlock(key="m", masters=[masters[0].url, fakes[0], masters[1].url],
+                    fencing=True)
+    assert mixed.acquire(blocking=False) is True and mixed.fencing_token == 1
+    assert held_by(masters[:2], "m") == [value_of(mixed)] * 2
+    assert fakes[0].get("redlock:m") == value_of(mixed)
+    mixed.release()
+    assert held_by(masters[:2], "m") == [None] * 2 and fakes[0].exists("redlock:m") == 0
+    calls = []
+
+    @synchronize(key="s", masters=fakes)
+    def once():
+        calls.append(fakes[0].exists("redlock:s"))
+
+    once()
+    assert calls == [1] and fakes[0].exists("redlock:s") == 0
+
+
+def test_a_quorum_of_user_clients_survives_a_failing_one(impl):
+    import fakeredis
+
+    fakes = [fakeredis.FakeRedis(server=fakeredis.FakeServer()) for _ in range(3)]
+    fakes[2].connection_pool.connection_kwargs["server"].connected = False  # down
+    red = Redlock(key="q", masters=fakes)
+    assert red.acquire(blocking=False) is True  # two of three
+    assert [f.exists("redlock:q") for f in fakes[:2]] == [1, 1]
+    red.release()
+
+
+@pytest.fixture
+def one_node_cluster():
+    """A Redis Cluster of one node holding every slot (a RedisCluster
+    client cannot be made without a server to ask for the slots)."""
+    # its own bus port: the default, port + 10000, may be past 65535
+    node = RedisServer("--cluster-enabled", "yes", "--cluster-port", str(free_port()))
+    try:
+        r = node.client()
+        r.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        deadline = time.monotonic() + 10
+        while r.cluster("info")["cluster_state"] != "ok":
+            assert time.monotonic() < deadline, "the one-node cluster never became ok"
+            time.sleep(0.02)
+        r.close()
+        yield node
+    finally:
+        node.close()
+
+
+@pytest.mark.timeout(30)
+def test_redis_cluster_client_holds_locks_and_ids(impl, one_node_cluster):
+    """A redis.cluster.RedisCluster is used as the client it is: each lock
+    key (and id key) lives on the node of its hash slot."""
+    from redis.cluster import RedisCluster
+
+    from pyredcache.nextid import NextId
+
+    rc = RedisCluster(host=one_node_cluster.host, port=one_node_cluster.port)
+    try:
+        lock = Lock("k", redis=rc)
+        assert lock.acquire() is True and rc.exists("k") == 1
+        lock.release()
+        red = Redlock(key="k", masters=[rc])
+        assert red.acquire(blocking=False) is True and rc.exists("redlock:k") == 1
+        red.release()
+        ids = NextId(key="k", masters=[rc])
+        assert [next(ids), next(ids)] == [1, 2]
+        assert rc.keys() == [b"nextid:k"]
+    finally:
+        rc.close()
 
 
 # -- faults -----------------------------------------------------------------
@@ -423,11 +663,33 @@ def test_frozen_masters(impl, masters):
     lock.release()
 
 
+def test_failed_try_on_a_frozen_fresh_master_leaves_no_key(impl, server):
+    # The try's SET is buffered by the frozen master and runs when it
+    # wakes; so does the cleanup that follows it, which must not be an
+    # EVALSHA of a script this fresh master has never seen (NOSCRIPT: the
+    # key would stay for its whole minute).
+    lock = Redlock(key="fresh", masters=[Client(server.host, server.port)],
+                   auto_release_time=60000)
+    server.pause()
+    try:
+        assert lock.acquire(blocking=False) is False
+    finally:
+        server.resume()
+    time.sleep(0.2)  # the buffered commands run
+    r = server.client()
+    deadline = time.monotonic() + 5
+    while r.exists("redlock:fresh"):
+        assert time.monotonic() < deadline, r.pttl("redlock:fresh")
+        time.sleep(0.01)
+    assert lock.acquire(blocking=False)
+    lock.release()
+
+
 def test_expired_holder_is_locked_out(impl, masters):
-    old = Redlock(key="paused", masters=urls(masters), auto_release_time=300)
+    old = Redlock(key="paused", masters=urls(masters), auto_release_time=300, fencing=True)
     assert old.acquire()
     time.sleep(0.5)  # the holder is paused past its validity
-    new = Redlock(key="paused", masters=urls(masters))
+    new = Redlock(key="paused", masters=urls(masters), fencing=True)
     assert new.acquire(timeout=10)
     assert new.fencing_token > old.fencing_token
     theirs = [value_of(new)] * 5
@@ -459,7 +721,7 @@ ACQUIRE_IN_SUBPROCESS = textwrap.dedent(
     from pyredcache import _compat
     from pyredcache.lock import Redlock
     assert _compat.implementation == sys.argv[2], _compat.implementation
-    lock = Redlock(key=sys.argv[3], masters=sys.argv[1].split(","))
+    lock = Redlock(key=sys.argv[3], masters=sys.argv[1].split(","), fencing=True)
     assert lock.acquire(timeout=30)
     print(lock.fencing_token)
     lock.release()
@@ -478,7 +740,7 @@ def acquire_in_subprocess(impl, servers, key: str) -> int:
 
 
 def acquire_here(servers, key: str, **kwargs) -> int:
-    lock = Redlock(key=key, masters=urls(servers), **kwargs)
+    lock = Redlock(key=key, masters=urls(servers), fencing=True, **kwargs)
     assert lock.acquire(timeout=30)
     token = lock.fencing_token
     lock.release()
@@ -559,7 +821,7 @@ CONTENDER = textwrap.dedent(
     from pyredcache.lock import Redlock
     masters, expected, out, go, rounds = sys.argv[1:6]
     assert _compat.implementation == expected, _compat.implementation
-    lock = Redlock(key="fifty", masters=masters.split(","))
+    lock = Redlock(key="fifty", masters=masters.split(","), fencing=True)
     while not os.path.exists(go):
         time.sleep(0.01)
     lines = []

@@ -322,8 +322,6 @@ def test_bad_arguments(impl, masters):
         NextId(masters=ok, num_tries=2.5)
     with pytest.raises(ValueError, match="masters"):
         NextId(masters=[])
-    with pytest.raises(ValueError, match="same server"):
-        NextId(masters=[ok[0], ok[1], Client(masters[0].host, masters[0].port)])
     with pytest.raises(ValueError, match="timeout"):
         NextId(masters=ok, timeout=0)
     with pytest.raises(TypeError, match="masters"):
@@ -334,6 +332,52 @@ def test_bad_arguments(impl, masters):
         NextId(key=b"k", masters=ok)
     with pytest.raises(TypeError):
         NextId("k", ok)  # keyword-only, as pottery's
+
+
+NOT_INDEPENDENT = ("masters are not independent: a quorum over them does not survive "
+                   "that server's failure")
+
+
+def test_masters_on_one_server_are_accepted_with_a_warning(impl, masters):
+    # As Redlock and pottery: accepted (they used to raise ValueError), and
+    # warned about, whatever their db.
+    a, b = masters[:2]
+    forms = [Client(a.host, a.port, db=1), Client(b.host, b.port), Client(a.host, a.port, db=2)]
+    _opened.extend(forms)
+    with pytest.warns(UserWarning, match=NOT_INDEPENDENT) as record:
+        ids = NextId(key="same", masters=forms)
+    [warning] = record
+    assert warning.filename == __file__  # it points at the caller's line
+    message = str(warning.message)
+    assert "nextid:same" in message and "vote as one" not in message
+    assert "masters[0] and masters[2] are both %s:%d" % (a.host, a.port) in message
+    assert [next(ids), next(ids)] == [1, 2]
+    assert [a.client(db=1).get("nextid:same"), b.client().get("nextid:same"),
+            a.client(db=2).get("nextid:same")] == [b"2"] * 3
+    # one db, the same server twice: the two share the key, so vote as one
+    with pytest.warns(UserWarning, match=NOT_INDEPENDENT) as record:
+        ids = opened(NextId(key="twice", masters=[a.unix_url, b.url, a.unix_url]))
+    assert "both %s db 0 (one key: they vote as one master)" % a.unix_socket_path in str(
+        record[0].message)
+    assert next(ids) == 1
+    # independent masters: no warning (filterwarnings=error)
+    opened(NextId(key="same", masters=clients(masters)))
+
+
+@pytest.mark.timeout(30)
+def test_users_own_clients_serve_as_masters(impl, masters):
+    """fakeredis masters are used through their own clients (no dialling of
+    the host their settings name), alone or beside masters on the core."""
+    import fakeredis
+
+    fakes = [fakeredis.FakeRedis(server=fakeredis.FakeServer()) for _ in range(3)]
+    ids = NextId(key="f", masters=fakes)
+    assert [next(ids) for _ in range(3)] == [1, 2, 3]
+    assert [int(f.get("nextid:f")) for f in fakes] == [3, 3, 3]
+    mixed = NextId(key="m", masters=[masters[0].url, fakes[0], masters[1].url])
+    assert [next(mixed), next(mixed)] == [1, 2]
+    assert int(fakes[0].get("nextid:m")) == 2
+    assert stored(masters[:2], "nextid:m") == [b"2", b"2"]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

@@ -32,10 +32,9 @@ from typing import Any, Iterable, Sequence
 
 from .. import _compat
 from ..exceptions import ConnectionError, ResponseError, TimeoutError
-from .client import Client
-from .shards import ShardedClient
+from .client import Client, CommandMethods
 
-__all__ = ["RedisPyAdapter", "as_client", "default_url", "server_identity"]
+__all__ = ["RedisPyAdapter", "as_client", "default_url", "server_address", "server_identity"]
 
 #: The URL used when a container is given no client: ``$REDIS_URL``, else
 #: this.
@@ -95,6 +94,27 @@ def _translate(exc: BaseException) -> BaseException:
     return exc
 
 
+# Commands whose status reply ``+OK`` redis-py's response callbacks turn into
+# True (its ``bool_ok``); our core returns b"OK".  Any other True or False
+# stands for an integer reply (EXPIRE, SISMEMBER, ...): 1 or 0.
+_OK_COMMANDS = frozenset((
+    "SET", "MSET", "SETEX", "PSETEX", "FLUSHDB", "FLUSHALL", "SELECT", "RENAME", "LSET",
+    "LTRIM", "HMSET", "SWAPDB", "RESTORE", "MIGRATE", "AUTH", "QUIT", "RESET", "WATCH",
+    "UNWATCH", "DISCARD", "READONLY", "READWRITE", "ASKING",
+))
+
+
+def _reply_of(command: Sequence[Any], reply: Any) -> Any:
+    """A redis-py reply to command in our core's shape (see _normalize)."""
+    if reply is True or reply is False:
+        name = _name(command)
+        if name == "PING":
+            return b"PONG" if reply else reply
+        if name in _OK_COMMANDS:
+            return b"OK" if reply else None
+    return _normalize(reply)
+
+
 def _name(command: Sequence[Any]) -> str:
     name = command[0]
     if isinstance(name, bytes):
@@ -102,7 +122,7 @@ def _name(command: Sequence[Any]) -> str:
     return str(name).upper()
 
 
-class RedisPyAdapter:
+class RedisPyAdapter(CommandMethods):
     """The command interface over a redis-py-compatible client.
 
     ``RedisPyAdapter(redis)``: ``redis`` has redis-py's ``execute_command``
@@ -112,7 +132,9 @@ class RedisPyAdapter:
     client are encoded to UTF-8), ints (booleans become 0/1), lists (sets
     and dicts that redis-py's response callbacks built are flattened back).
     redis-py's errors become ours: ``ResponseError``, ``ConnectionError``,
-    ``TimeoutError`` of :mod:`pyredcache.exceptions`.
+    ``TimeoutError`` of :mod:`pyredcache.exceptions`.  It has the command
+    methods of :class:`~pyredcache.Client` (``get``, ``mget``, ``set``,
+    ``delete``, ...), so a cache can send its commands through it.
 
     A pipeline that starts with ``MULTI`` and ends with ``EXEC`` runs as a
     redis-py transaction (``pipeline(transaction=True)``) and its replies
@@ -132,6 +154,18 @@ class RedisPyAdapter:
     def __repr__(self) -> str:
         return "<pyredcache.RedisPyAdapter %r>" % (self.redis,)
 
+    @property
+    def address(self) -> str:
+        """Where the server is, for messages: ``"host:port"`` or a socket
+        path from the client's settings, else the client's repr."""
+        kwargs = getattr(getattr(self.redis, "connection_pool", None),
+                         "connection_kwargs", None) or {}
+        if kwargs.get("path"):
+            return str(kwargs["path"])
+        if "host" in kwargs and "server" not in kwargs:
+            return "%s:%s" % (kwargs["host"], kwargs.get("port", 6379))
+        return repr(self.redis)
+
     def execute_command(self, *args: Any) -> Any:
         """Run one command; return its reply (bytes, int, list or None).
         An error reply raises :class:`~pyredcache.exceptions.ResponseError`;
@@ -143,7 +177,7 @@ class RedisPyAdapter:
             if translated is exc:
                 raise
             raise translated from exc
-        return _normalize(reply)
+        return _reply_of(args, reply)
 
     def pipeline_execute(self, commands: Iterable[Sequence[Any]]) -> list:
         """Run many commands in one round trip; return their replies in
@@ -176,8 +210,9 @@ class RedisPyAdapter:
             if reset is not None:
                 reset()
         if transaction:
-            return [b"OK"] + [b"QUEUED"] * len(body) + [_normalize(list(results))]
-        return [_normalize(r) for r in results]
+            return [b"OK"] + [b"QUEUED"] * len(body) + [
+                [_reply_of(c, r) for c, r in zip(body, results)]]
+        return [_reply_of(c, r) for c, r in zip(body, results)]
 
 
 def _is_plain_redis_py(obj: Any) -> bool:
@@ -247,7 +282,7 @@ def as_client(obj: Any = None, key: Any = None, *, native: bool = False) -> Any:
         if native:
             raise TypeError(_NOT_NATIVE % (obj.redis,))
         return obj
-    if isinstance(obj, ShardedClient):
+    if getattr(type(obj), "client_for_key", None) is not None:  # a ShardedClient
         if key is None:
             raise TypeError("a client over several servers needs the key to pick one")
         return obj.client_for_key(key)
@@ -321,17 +356,34 @@ def server_identity(client: Any) -> tuple:
     """What tells two command clients apart: equal tuples mean the same
     server and database, so keys of both can meet in one command (SINTER,
     SUNIONSTORE, ...)."""
+    return (*server_address(client), _db_of(client))
+
+
+def server_address(client: Any) -> tuple:
+    """The server a command client talks to, whatever its database, as its
+    settings write it (no DNS lookup): ``("unix", path)``, ``("tcp", host,
+    port)``, ``("fake", ...)`` for a fakeredis server, or a tuple unique to
+    the client when its server cannot be told (two such are never equal)."""
     if isinstance(client, Client):
         kw = client.connection_kwargs
         if kw.get("unix_socket_path"):
-            return ("unix", kw["unix_socket_path"], kw.get("db", 0))
-        return ("tcp", kw.get("host"), kw.get("port"), kw.get("db", 0))
+            return ("unix", os.path.normpath(kw["unix_socket_path"]))
+        return ("tcp", str(kw.get("host")).lower(), kw.get("port"))
     if isinstance(client, RedisPyAdapter):
         pool = getattr(client.redis, "connection_pool", None)
         kwargs = getattr(pool, "connection_kwargs", None) or {}
         if "server" in kwargs:  # fakeredis: its FakeServer, given or found by host:port
             server = kwargs["server"]
             where = id(server) if server is not None else (kwargs.get("host"), kwargs.get("port"))
-            return ("fake", where, kwargs.get("db", 0))
+            return ("fake", where)
         return ("adapter", id(pool if pool is not None else client.redis))
     return ("object", id(client))
+
+
+def _db_of(client: Any) -> Any:
+    if isinstance(client, Client):
+        return client.connection_kwargs.get("db", 0)
+    if isinstance(client, RedisPyAdapter):
+        pool = getattr(client.redis, "connection_pool", None)
+        return (getattr(pool, "connection_kwargs", None) or {}).get("db", 0)
+    return 0

@@ -18,12 +18,78 @@ from .. import _compat
 from ..exceptions import ConnectionError
 from .urls import OPTIONS, options_doc, parse_url
 
-__all__ = ["Client", "multi_pipeline", "report_unreachable", "set_command"]
+__all__ = ["Client", "CommandMethods", "multi_pipeline", "report_unreachable", "set_command"]
 
 log = logging.getLogger("pyredcache")
 
 
-class Client:
+class CommandMethods:
+    """The commands a feature uses by name, over ``execute_command``: the
+    methods every client of this layer has (:class:`Client`, and
+    :class:`~pyredcache.clients.adapters.RedisPyAdapter` over a user's own
+    client).  A subclass provides ``execute_command(*args)``."""
+
+    __slots__ = ()
+
+    def execute_command(self, *args: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def ping(self) -> bool:
+        """PING the server; True when it answers PONG."""
+        return self.execute_command("PING") == b"PONG"
+
+    def get(self, key: str | bytes) -> bytes | None:
+        """GET: the value at key, or None."""
+        return self.execute_command("GET", key)
+
+    def mget(self, keys: Sequence[str | bytes]) -> list:
+        """MGET: the values at keys, in order, None where missing."""
+        if not keys:
+            return []
+        return self.execute_command("MGET", *keys)
+
+    def set(self, key: str | bytes, value: bytes, ex: float | None = None) -> bool:
+        """SET key value [EX seconds | PX milliseconds]; True when stored.
+
+        ``ex`` is in seconds: an int goes out as EX, a float as PX rounded
+        to the millisecond.
+        """
+        return self.execute_command(*set_command(key, value, ex)) == b"OK"
+
+    def delete(self, *keys: str | bytes) -> int:
+        """DEL: the number of keys that existed and were removed."""
+        if not keys:
+            return 0
+        return self.execute_command("DEL", *keys)
+
+    def exists(self, *keys: str | bytes) -> int:
+        """EXISTS: how many of the keys exist."""
+        return self.execute_command("EXISTS", *keys)
+
+    def ttl(self, key: str | bytes) -> int:
+        """TTL in seconds; -1 without expiry, -2 when the key is missing."""
+        return self.execute_command("TTL", key)
+
+    def scan_iter(self, match: str | None = None, count: int = 1000):
+        """Iterate over the keys (bytes) with SCAN, optionally MATCHing a
+        glob pattern."""
+        cursor = b"0"
+        while True:
+            args: list[Any] = ["SCAN", cursor]
+            if match is not None:
+                args += ["MATCH", match]
+            args += ["COUNT", count]
+            cursor, keys = self.execute_command(*args)
+            yield from keys
+            if cursor == b"0":
+                return
+
+    def flushdb(self) -> bool:
+        """FLUSHDB: delete every key of the selected database."""
+        return self.execute_command("FLUSHDB") == b"OK"
+
+
+class Client(CommandMethods):
     """A client for one Redis server.
 
     ``Client(host='localhost', port=6379, *, unix_socket_path=None, db=0,
@@ -154,63 +220,14 @@ class Client:
         finally:
             self._pool.append(conn)
 
-    def ping(self) -> bool:
-        """PING the server; True when it answers PONG."""
-        return self.execute_command("PING") == b"PONG"
-
     def get(self, key: str | bytes) -> bytes | None:
-        """GET: the value at key, or None."""
+        """GET: the value at key, or None (one call less than the
+        generic method: the decorator's hit path)."""
         conn = self._acquire()
         try:
             return conn.execute_command("GET", key)
         finally:
             self._pool.append(conn)
-
-    def mget(self, keys: Sequence[str | bytes]) -> list:
-        """MGET: the values at keys, in order, None where missing."""
-        if not keys:
-            return []
-        return self.execute_command("MGET", *keys)
-
-    def set(self, key: str | bytes, value: bytes, ex: float | None = None) -> bool:
-        """SET key value [EX seconds | PX milliseconds]; True when stored.
-
-        ``ex`` is in seconds: an int goes out as EX, a float as PX rounded
-        to the millisecond.
-        """
-        return self.execute_command(*set_command(key, value, ex)) == b"OK"
-
-    def delete(self, *keys: str | bytes) -> int:
-        """DEL: the number of keys that existed and were removed."""
-        if not keys:
-            return 0
-        return self.execute_command("DEL", *keys)
-
-    def exists(self, *keys: str | bytes) -> int:
-        """EXISTS: how many of the keys exist."""
-        return self.execute_command("EXISTS", *keys)
-
-    def ttl(self, key: str | bytes) -> int:
-        """TTL in seconds; -1 without expiry, -2 when the key is missing."""
-        return self.execute_command("TTL", key)
-
-    def scan_iter(self, match: str | None = None, count: int = 1000):
-        """Iterate over the keys (bytes) with SCAN, optionally MATCHing a
-        glob pattern."""
-        cursor = b"0"
-        while True:
-            args: list[Any] = ["SCAN", cursor]
-            if match is not None:
-                args += ["MATCH", match]
-            args += ["COUNT", count]
-            cursor, keys = self.execute_command(*args)
-            yield from keys
-            if cursor == b"0":
-                return
-
-    def flushdb(self) -> bool:
-        """FLUSHDB: delete every key of the selected database."""
-        return self.execute_command("FLUSHDB") == b"OK"
 
 
 Client.__doc__ = (Client.__doc__ or "").replace("{options}\n", options_doc(OPTIONS))
@@ -240,7 +257,9 @@ def multi_pipeline(jobs: Sequence[tuple["Client", Sequence[Sequence[Any]]]],
     in flight at once: the core's ``multi_pipeline``, over clients instead
     of connections.
 
-    ``jobs``: ``(client, commands)`` pairs.  ``timeout``: seconds any one
+    ``jobs``: ``(client, commands)`` pairs; a client other than ours (a
+    :class:`~pyredcache.clients.RedisPyAdapter` over a user's client) runs
+    its pipeline through that client, after ours.  ``timeout``: seconds any one
     wait for a server may last (float > 0; None: for ever, not
     recommended); connecting is bounded by each client's
     ``socket_connect_timeout``.  ``max_concurrency``: how many servers
@@ -252,6 +271,8 @@ def multi_pipeline(jobs: Sequence[tuple["Client", Sequence[Sequence[Any]]]],
     """
     if not jobs:
         return []
+    if not all(isinstance(client, Client) for client, _ in jobs):
+        return _mixed_multi_pipeline(jobs, timeout, max_concurrency)
     conns = [client._acquire() for client, _ in jobs]
     try:
         return jobs[0][0]._core.multi_pipeline(
@@ -261,6 +282,27 @@ def multi_pipeline(jobs: Sequence[tuple["Client", Sequence[Sequence[Any]]]],
     finally:
         for conn, (client, _) in zip(conns, jobs):
             client._release(conn)
+
+
+def _mixed_multi_pipeline(jobs: Sequence[tuple[Any, Sequence[Sequence[Any]]]],
+                          timeout: float | None, max_concurrency: int) -> list:
+    """Jobs of which some go through another client than ours (a
+    RedisPyAdapter over a user's client): our clients' jobs run at once in
+    the core; each other job then runs its pipeline through its own client
+    (bounded by that client's own timeouts), one after another."""
+    ours = [i for i, (client, _) in enumerate(jobs) if isinstance(client, Client)]
+    results: list = [None] * len(jobs)
+    for i, result in zip(ours, multi_pipeline([jobs[i] for i in ours], timeout,
+                                              max_concurrency)):
+        results[i] = result
+    for i, (client, commands) in enumerate(jobs):
+        if isinstance(client, Client):
+            continue
+        try:
+            results[i] = client.pipeline_execute(commands)
+        except ConnectionError as exc:  # TimeoutError is one
+            results[i] = exc
+    return results
 
 
 # Servers a warning of report_unreachable() named, until one of their

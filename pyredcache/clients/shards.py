@@ -18,6 +18,7 @@ from typing import Any, Hashable, Iterator, Mapping, Sequence
 
 from .. import _compat
 from ..exceptions import ConnectionError, ReplyTypeError, ResponseError
+from .adapters import as_client
 from .client import Client, multi_pipeline, set_command
 from .routers import BaseRedisRouter, RedisCRC32HashRouter
 from .urls import DEFAULT_TIMEOUT, OPTIONS
@@ -88,7 +89,13 @@ class HostConfig:
         )
 
 
-def _host_configs(hosts: Mapping[Hashable, Any]) -> dict[Hashable, HostConfig]:
+def _host_configs(hosts: Mapping[Hashable, Any],
+                  given: dict[Hashable, Any] | None = None) -> dict[Hashable, HostConfig]:
+    """HostConfig by host name.  A host given as a client of its own (a
+    ``redis.Redis``, ``fakeredis.FakeRedis``, a :class:`~pyredcache.Client`)
+    goes into ``given`` as the client to use (see
+    :func:`~pyredcache.clients.as_client`), with a HostConfig of its address
+    when it has one."""
     if not isinstance(hosts, Mapping):
         raise TypeError("hosts must be a mapping of host name to options, not %s"
                         % type(hosts).__name__)
@@ -96,7 +103,10 @@ def _host_configs(hosts: Mapping[Hashable, Any]) -> dict[Hashable, HostConfig]:
         raise ValueError("hosts is empty: give at least one server")
     configs: dict[Hashable, HostConfig] = {}
     for name, options in hosts.items():
-        if isinstance(options, HostConfig):
+        if given is not None and callable(getattr(options, "execute_command", None)):
+            client = given[name] = as_client(options)
+            configs[name] = _config_of(name, client)
+        elif isinstance(options, HostConfig):
             if options.host_name != name:
                 raise ValueError("hosts[%r] is a HostConfig named %r" % (name, options.host_name))
             configs[name] = options
@@ -108,9 +118,21 @@ def _host_configs(hosts: Mapping[Hashable, Any]) -> dict[Hashable, HostConfig]:
             except TypeError as exc:
                 raise TypeError("hosts[%r]: %s" % (name, exc)) from None
         else:
-            raise TypeError("hosts[%r] must be a dict of HostConfig options, not %s"
-                            % (name, type(options).__name__))
+            raise TypeError("hosts[%r] must be a dict of HostConfig options, a HostConfig "
+                            "or a client, not %s" % (name, type(options).__name__))
     return configs
+
+
+def _config_of(name: Hashable, client: Any) -> HostConfig:
+    """The HostConfig of a host given as a client: its address when it is
+    one of ours (the consistent-hash ring then places it as rc would), else
+    one naming the host, so that every such host has a ring position of its
+    own."""
+    if isinstance(client, Client):
+        kw = client.connection_kwargs
+        return HostConfig(name, kw["host"], kw["port"], kw["unix_socket_path"], kw["db"],
+                          kw["password"])
+    return HostConfig(name, host="client:%s" % (name,), port=0)
 
 
 class ShardedClient:
@@ -118,7 +140,13 @@ class ShardedClient:
     names.
 
     :param hosts: ``{host_name: {"host": ..., "port": ..., "db": ...}}``
-        (the options of :class:`HostConfig`) or ``{host_name: HostConfig}``.
+        (the options of :class:`HostConfig`), ``{host_name: HostConfig}``,
+        or ``{host_name: client}``: a client of your own for that host (a
+        ``redis.Redis`` over TCP or a unix socket, used through our core
+        with its settings; a ``fakeredis.FakeRedis`` or other
+        redis-py-compatible client, used through it, after the core's
+        servers in a multi-key command).  ``pool_cls`` and
+        ``pool_options`` do not apply to such a host.
     :param router_cls: a :class:`~pyredcache.clients.routers.BaseRedisRouter`
         subclass; default :class:`~pyredcache.clients.routers.RedisCRC32HashRouter`.
     :param router_options: keyword arguments for ``router_cls`` (dict).
@@ -161,7 +189,8 @@ class ShardedClient:
         max_concurrency: int = 64,
         poller_timeout: float | None = DEFAULT_TIMEOUT,
     ) -> None:
-        self.hosts = _host_configs(hosts)
+        given: dict[Hashable, Any] = {}
+        self.hosts = _host_configs(hosts, given)
         if router_cls is None:
             router_cls = RedisCRC32HashRouter
         if not (isinstance(router_cls, type) and issubclass(router_cls, BaseRedisRouter)):
@@ -189,8 +218,8 @@ class ShardedClient:
         self.router = router_cls(self.hosts, **dict(router_options or {}))
         # one bound for every wait on a server, single-key or fan-out
         options.setdefault("socket_timeout", poller_timeout)
-        self.clients: dict[Hashable, Client] = {
-            name: pool_cls(
+        self.clients: dict[Hashable, Any] = {
+            name: given[name] if name in given else pool_cls(
                 cfg.host, cfg.port, unix_socket_path=cfg.unix_socket_path, db=cfg.db,
                 password=cfg.password, **options,
             )

@@ -479,13 +479,18 @@ return 1
             isinstance(other, RedisDeque) == isinstance(self, RedisDeque))
 
     def __eq__(self, other: object) -> bool:
-        """Equal to a list (a RedisDeque: to a deque) or a container of the
-        same kind with equal elements.  Reads the whole list (warns),
-        unless other is the same key on the same server."""
-        if self is other or self._same_key(other):
+        """``==`` as pottery's (and as Python's list and deque): a
+        RedisList equals a list or a RedisList, a RedisDeque a deque or a
+        RedisDeque, with equal elements in the same order.  A RedisList and
+        a RedisDeque are never equal (as ``[] == deque()`` is False), even
+        on the same key.  Reads the whole list (warns), unless other is the
+        same key on the same server (then True, without a round trip)."""
+        if self is other:
             return True
         if not self._equal_family(other):
             return NotImplemented if not isinstance(other, RedisList) else False
+        if self._same_key(other):
+            return True
         warn_inefficient(self, "==")
         if isinstance(other, RedisList):
             if self._same_server(other):
@@ -542,10 +547,16 @@ class RedisDeque(RedisList):
     """A collections.deque kept in a Redis list: pottery's ``RedisDeque``.
 
     ``RedisDeque(iterable=(), maxlen=None, *, redis=None, key='')``:
-    ``maxlen`` (int >= 0 or None) bounds the length as deque's does: adding
-    at one end drops elements from the other.  Opening an existing key that
-    holds more than ``maxlen`` elements (without initial data) raises
-    IndexError, as pottery's does.  Everything else as :class:`RedisList`.
+    ``maxlen`` (int >= 0 or None) bounds the length as deque's does: the
+    initial elements are the last ``maxlen`` of ``iterable`` (all of them
+    when it has fewer: ``RedisDeque('gh', maxlen=3)`` holds ``['g', 'h']``,
+    as ``deque('gh', maxlen=3)``); ``append``/``extend`` then drop elements
+    from the left end, ``appendleft``/``extendleft`` from the right one;
+    ``insert`` into a full deque raises IndexError.  Opening an existing
+    key that holds more than ``maxlen`` elements (without initial data)
+    raises IndexError, as pottery's does.  A RedisDeque never equals a
+    list or a :class:`RedisList` (as a deque never equals a list).
+    Everything else as :class:`RedisList`.
 
     ``append``/``appendleft``/``extend``/``extendleft`` are one round trip
     (RPUSH/LPUSH, plus LTRIM in the same MULTI/EXEC when bounded);
@@ -583,7 +594,9 @@ return n
         Container.__init__(self, redis=redis, key=key)
         values = encode_all(iterable)
         if maxlen is not None:
-            values = values[len(values) - maxlen:] if maxlen else []
+            # deque(iterable, maxlen) keeps the last maxlen elements, or all
+            # of them when there are fewer
+            values = values[-maxlen:] if maxlen else []
         if values:
             self._create("RPUSH", values)
         elif maxlen is not None and self._run("LLEN", self._key) > maxlen:
