@@ -214,3 +214,23 @@ def server() -> Iterator[RedisServer]:
     s = RedisServer()
     yield s
     s.close()
+
+
+@pytest.fixture
+def one_node_cluster():
+    """A Redis Cluster of one node holding every slot, for the tests of a
+    user's redis.cluster.RedisCluster client (which cannot be made without a
+    server to ask for the slots); one per test."""
+    # its own bus port: the default, port + 10000, may be past 65535
+    node = RedisServer("--cluster-enabled", "yes", "--cluster-port", str(free_port()))
+    try:
+        r = node.client()
+        r.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        deadline = time.monotonic() + 10
+        while r.cluster("info")["cluster_state"] != "ok":
+            assert time.monotonic() < deadline, "the one-node cluster never became ok"
+            time.sleep(0.02)
+        r.close()
+        yield node
+    finally:
+        node.close()

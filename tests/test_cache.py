@@ -1042,6 +1042,37 @@ def test_cache_cluster_hosts_given_as_clients(impl, shards):
     assert cluster.get("k1") is None and double(3) == 6 and calls == list(range(20))
 
 
+@pytest.mark.timeout(60)
+def test_cache_over_a_users_redis_cluster_client(impl, one_node_cluster):
+    """Cache(redis=redis.cluster.RedisCluster(...)): single-key commands go
+    to the key's slot; get_many/delete_many over keys of many slots are
+    split by slot by the client (one MGET/DEL per slot), not refused with
+    CROSSSLOT."""
+    from redis.cluster import RedisCluster
+
+    rc = RedisCluster(host=one_node_cluster.host, port=one_node_cluster.port)
+    try:
+        c = Cache(redis=rc, namespace="rc:")
+        values = {"k%d" % i: [i] for i in range(50)}  # 50 keys, many slots
+        assert c.set_many(values) is True
+        assert c.get_many(*values, "missing") == list(values.values()) + [None]
+        calls = []
+
+        @c.cache(expire=60)
+        def f(x):
+            calls.append(x)
+            return x * 3
+
+        assert [f(1), f(1)] == [3, 3] and calls == [1]
+        with c.batch_mode():
+            promises = [f(n) for n in range(5)]
+        assert [p.value for p in promises] == [0, 3, 6, 9, 12] and calls == [1, 0, 2, 3, 4]
+        assert c.delete_many(*values) is True
+        assert rc.exists(*("rc:" + k for k in values)) == 0
+    finally:
+        rc.close()
+
+
 def test_stampede_lock_over_a_users_client(impl):
     import fakeredis
 

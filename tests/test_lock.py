@@ -18,7 +18,7 @@ import time
 import pytest
 from leakcheck import assert_no_leaks
 
-from conftest import RedisServer, free_port
+from conftest import free_port
 from pyredcache import Cache, Client
 from pyredcache.exceptions import (
     ConnectionError,
@@ -524,25 +524,6 @@ def test_a_quorum_of_user_clients_survives_a_failing_one(impl):
     assert red.acquire(blocking=False) is True  # two of three
     assert [f.exists("redlock:q") for f in fakes[:2]] == [1, 1]
     red.release()
-
-
-@pytest.fixture
-def one_node_cluster():
-    """A Redis Cluster of one node holding every slot (a RedisCluster
-    client cannot be made without a server to ask for the slots)."""
-    # its own bus port: the default, port + 10000, may be past 65535
-    node = RedisServer("--cluster-enabled", "yes", "--cluster-port", str(free_port()))
-    try:
-        r = node.client()
-        r.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
-        deadline = time.monotonic() + 10
-        while r.cluster("info")["cluster_state"] != "ok":
-            assert time.monotonic() < deadline, "the one-node cluster never became ok"
-            time.sleep(0.02)
-        r.close()
-        yield node
-    finally:
-        node.close()
 
 
 @pytest.mark.timeout(30)

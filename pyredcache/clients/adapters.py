@@ -132,7 +132,11 @@ class RedisPyAdapter(CommandMethods):
     client are encoded to UTF-8), ints (booleans become 0/1), lists (sets
     and dicts that redis-py's response callbacks built are flattened back).
     redis-py's errors become ours: ``ResponseError``, ``ConnectionError``,
-    ``TimeoutError`` of :mod:`pyredcache.exceptions`.  It has the command
+    ``TimeoutError`` of :mod:`pyredcache.exceptions`.  Over a
+    ``redis.cluster.RedisCluster``, ``MGET``, ``DEL``, ``EXISTS``, ``UNLINK``
+    and ``TOUCH`` of keys in several hash slots go through the client's
+    own slot-splitting methods (``mget_nonatomic``, ``delete``, ...): one
+    command per slot, not atomic.  It has the command
     methods of :class:`~pyredcache.Client` (``get``, ``mget``, ``set``,
     ``delete``, ...), so a cache can send its commands through it.
 
@@ -142,7 +146,7 @@ class RedisPyAdapter(CommandMethods):
     results (error replies as ResponseError instances in it).
     """
 
-    __slots__ = ("redis", "__weakref__")
+    __slots__ = ("redis", "_split", "__weakref__")
 
     def __init__(self, redis: Any) -> None:
         if not (callable(getattr(redis, "execute_command", None))
@@ -150,6 +154,14 @@ class RedisPyAdapter(CommandMethods):
             raise TypeError("expected a redis-py-compatible client (with execute_command "
                             "and pipeline), not %s" % type(redis).__name__)
         self.redis = redis
+        # A redis.cluster.RedisCluster refuses one MGET/DEL/EXISTS over keys
+        # of several hash slots; its own methods split them by slot.
+        self._split: dict[str, Any] = {}
+        if callable(getattr(redis, "mget_nonatomic", None)) and \
+                callable(getattr(redis, "get_nodes", None)):
+            self._split = {"MGET": lambda *keys: redis.mget_nonatomic(keys),
+                           "DEL": redis.delete, "EXISTS": redis.exists,
+                           "UNLINK": redis.unlink, "TOUCH": redis.touch}
 
     def __repr__(self) -> str:
         return "<pyredcache.RedisPyAdapter %r>" % (self.redis,)
@@ -171,7 +183,8 @@ class RedisPyAdapter(CommandMethods):
         An error reply raises :class:`~pyredcache.exceptions.ResponseError`;
         a dead server :class:`~pyredcache.exceptions.ConnectionError`."""
         try:
-            reply = self.redis.execute_command(*args)
+            split = self._split.get(_name(args)) if self._split and len(args) > 2 else None
+            reply = self.redis.execute_command(*args) if split is None else split(*args[1:])
         except Exception as exc:
             translated = _translate(exc)
             if translated is exc:
