@@ -152,14 +152,16 @@ class Redlock:
       as pottery's, with the same ``SET NX PX`` and compare-and-delete: a
       pottery process and a pyredcache process contend for the same lock.
     * ``masters``: an iterable of independent masters (in production five),
-      each anything :func:`~pyredcache.clients.as_client` takes with
-      ``native=True``: a :class:`~pyredcache.Client`, a
-      ``redis://``/``unix://`` URL, a :class:`~pyredcache.Cache`, a
-      ``redis.Redis`` over TCP or a unix socket.  None: one
-      :class:`~pyredcache.Client` on localhost:6379.  Anything else
-      (``fakeredis.FakeRedis``, ``redis.cluster.RedisCluster``, a TLS or
-      Sentinel client, which the core's quorum round cannot use) raises
-      TypeError at once, naming what is accepted.  Two masters on one
+      each anything :func:`~pyredcache.clients.as_client` takes: a
+      :class:`~pyredcache.Client`, a ``redis://``/``unix://`` URL, a
+      :class:`~pyredcache.Cache`, a ``redis.Redis`` (these run the core's
+      quorum round, all masters at once), or any other redis-py
+      compatible client (``fakeredis.FakeRedis``,
+      ``redis.cluster.RedisCluster``, TLS, Sentinel), used itself: when
+      one master is such a client, the round runs in Python, the core's
+      masters at once and the others after them, and its duration counts
+      against the validity as always.  None: one
+      :class:`~pyredcache.Client` on localhost:6379.  Two masters on one
       server (one host and port, or one unix socket, whatever their db;
       compared as written, without DNS) are accepted, as pottery accepts
       them, with a :class:`UserWarning`: "masters are not independent: a
@@ -693,12 +695,10 @@ class Lock:
       loops (about one a second); here it is wall-clock seconds, tried
       again after short random sleeps (up to 50 ms).
     * ``redis``: anything :func:`~pyredcache.clients.as_client` takes with
-      ``key`` and ``native=True`` (a Client, URL, Cache, CacheCluster, a
-      ``redis.Redis`` over TCP or a unix socket); None: a
-      :class:`~pyredcache.Client` on localhost:6379.  Other redis-py
-      compatible clients (``fakeredis.FakeRedis``,
-      ``redis.cluster.RedisCluster``, TLS, Sentinel) raise TypeError at
-      once, naming what is accepted.
+      ``key`` (a Client, URL, Cache, CacheCluster, a ``redis.Redis``, or
+      any other redis-py compatible client such as ``fakeredis.FakeRedis``
+      or ``redis.cluster.RedisCluster``, used itself); None: a
+      :class:`~pyredcache.Client` on localhost:6379.
 
     Acquiring is ``SET key value NX PX`` with a random value per
     acquisition; releasing deletes the key only if it still holds that

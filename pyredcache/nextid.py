@@ -84,12 +84,12 @@ class NextId:
         ``"nextid:" + key``, as in pottery.  Different keys are independent
         sequences.
     :param masters: an iterable of independent Redis servers, each anything
-        :func:`~pyredcache.clients.as_client` takes with ``native=True`` (a
+        :func:`~pyredcache.clients.as_client` takes (a
         :class:`~pyredcache.Client`, a ``redis://`` or ``unix://`` URL, a
-        pyredcache cache, a ``redis.Redis`` over TCP or a unix socket;
-        ``fakeredis.FakeRedis``, ``redis.cluster.RedisCluster``, TLS and
-        Sentinel clients raise TypeError at once, naming what is
-        accepted).  Use an odd number of separate servers (five in
+        pyredcache cache, a ``redis.Redis``; or any other redis-py
+        compatible client, ``fakeredis.FakeRedis`` or
+        ``redis.cluster.RedisCluster`` say, used itself, after the core's
+        masters in each round).  Use an odd number of separate servers (five in
         production); they are masters, not replicas of each other.  Two
         masters on one server (one host and port, or one unix socket,
         whatever their db; compared as written, without DNS) are accepted,
@@ -126,8 +126,7 @@ class NextId:
     Raises :class:`ValueError` for ``num_tries < 1``, a ``timeout`` that is
     not a positive number of seconds, a negative ``retry_delay`` or no
     masters; :class:`TypeError` for arguments of the wrong type and for a
-    master :func:`~pyredcache.clients.as_client` does not accept with
-    ``native=True``.
+    master :func:`~pyredcache.clients.as_client` does not accept.
 
     ``next(ids)`` returns the next id (``int``, from 1 after a fresh start
     or :meth:`reset`).  One object may be shared by threads; it runs one
