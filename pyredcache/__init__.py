@@ -39,6 +39,7 @@ from .exceptions import (
 )
 from .lock import Lock, Redlock, synchronize
 from .nextid import NextId
+from .region import Region, RegionCache
 from .serializers import (
     BaseSerializer,
     JSONSerializer,
@@ -89,6 +90,8 @@ __all__ = [
     "RedisList",
     "RedisDeque",
     "RedisCounter",
+    "Region",
+    "RegionCache",
     "ContextTimer",
     "BaseSerializer",
     "JSONSerializer",

@@ -356,7 +356,8 @@ class BaseCache:
             set_command("k", b"", expire)  # validates now, not on first call
 
         def decorator(f: F) -> F:
-            builder = _key_builder(self, f, key_prefix, include_self)
+            builder = make_key_builder(f, key_prefix, include_self, namespace=self.namespace,
+                                       core=self._core)
             ex = self._expire(expire)
             client = self.client
             serializer = self.serializer
@@ -462,8 +463,14 @@ class _Decorated:
         self.builder = builder
 
 
-def _key_builder(cache: BaseCache, f: Callable[..., Any], key_prefix: str | None,
-                 include_self: bool) -> Any:
+def make_key_builder(f: Callable[..., Any], key_prefix: str | None, include_self: bool, *,
+                     namespace: str, core: Any) -> Any:
+    """The key builder of a decorated function: ``builder(args, kwargs)``
+    gives the key (bytes) ``namespace + (key_prefix or module.qualname) +
+    ":" +`` the digest of the arguments bound to f's signature (see
+    :meth:`BaseCache.cache`), with the core's KeyBuilder.  Raises
+    TypeError for what cannot be decorated (not callable, a coroutine
+    function, no readable signature)."""
     if not callable(f):
         raise TypeError("@cache.cache() decorates functions, not %s" % type(f).__name__)
     if inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f):
@@ -489,8 +496,8 @@ def _key_builder(cache: BaseCache, f: Callable[..., Any], key_prefix: str | None
         and params[0].name in ("self", "cls")
         and params[0].kind in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD)
     )
-    prefix = (cache.namespace + key_prefix + ":").encode("utf-8")
-    builder = cache._core.KeyBuilder(
+    prefix = (namespace + key_prefix + ":").encode("utf-8")
+    builder = core.KeyBuilder(
         prefix,
         tuple(p.name for p in params),
         tuple(int(p.kind) for p in params),
