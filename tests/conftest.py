@@ -234,3 +234,21 @@ def one_node_cluster():
         yield node
     finally:
         node.close()
+
+
+class FakeClock:
+    """A virtual clock for pyredcache.timer: ``sleep()``/``advance()`` move
+    it, nothing waits (``monkeypatch.setattr(timer_module, "_clock",
+    clock)``)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    sleep = advance
+

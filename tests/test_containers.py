@@ -29,6 +29,7 @@ import pottery
 import pytest
 import redis as redis_py
 
+from conftest import FakeClock
 from pyredcache import Cache, _compat
 from pyredcache import timer as timer_module
 from pyredcache.clients import Client, RedisPyAdapter, as_client
@@ -140,19 +141,6 @@ def key() -> str:
 
 
 # -- pottery's README, as doctests ----------------------------------------------------
-
-
-class FakeClock:
-    """A virtual clock: sleep() advances it, nothing waits."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def test_docs_run_pottery_readme_examples(impl, redis_url: str,

@@ -93,6 +93,7 @@ from typing import Any, Callable
 
 import pytest
 
+from conftest import FakeClock
 import pyredcache.timer
 
 REFERENCE = Path(__file__).resolve().parent / "reference"
@@ -741,19 +742,6 @@ def run_block(block: Block, globs: dict, addresses: Addresses) -> None:
         raise AssertionError("%s is %s, not code to run" % (block.id, block.kind))
     ports = foreign_connections()
     assert not ports, "%s connected to port(s) %s" % (block.id, ports)
-
-
-class FakeClock:
-    """A virtual clock: sleep() advances it, nothing waits."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclasses.dataclass

@@ -10,24 +10,15 @@ import time
 
 import pytest
 
+from conftest import FakeClock
+
 from pyredcache import timer as timer_module
 from pyredcache.timer import ContextTimer
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 5000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
+    fake = FakeClock(5000.0)
     monkeypatch.setattr(timer_module, "_clock", fake)
     return fake
 
