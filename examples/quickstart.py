@@ -12,7 +12,7 @@ import os
 import sys
 
 import pyredcache
-from pyredcache import Cache, NextId, RedisDict, Redlock
+from pyredcache import Cache, NextId, RedisDict, RegionCache, Redlock
 from pyredcache.server import EmbeddedRedis
 
 loads = []
@@ -87,8 +87,19 @@ def quickstart(url: str) -> None:
     first = next(ids)
     assert next(ids) == first + 1
 
+    # Cache regions (region_cache's RegionCache): nested, and invalidated
+    # with all their sub-regions at once, for every process.
+    regions = RegionCache(cache=cache)
+    users = regions.region("users", timeout=300)
+    users["42"] = {"name": "Ada"}
+    regions.region("users.admins")["7"] = {"name": "Grace"}
+    assert users["42"] == {"name": "Ada"} and "7" in regions.region("users.admins")
+    users.invalidate()  # users and users.admins, in one round trip
+    assert "42" not in users and len(regions.region("users.admins")) == 0
+
     raj.clear()
     ids.reset()
+    regions.clear()
     cache.client.delete("redlock:%sprinter:fence" % prefix)
     cache.invalidate(front_page)
     cache.delete_many("list", "foo")
