@@ -18,6 +18,7 @@ from .clients import (
 )
 from .containers import RedisCounter, RedisDeque, RedisDict, RedisList, RedisSet
 from .exceptions import (
+    CacheConfigurationError,
     ConnectionError,
     ExtendUnlockedLock,
     InefficientAccessWarning,
@@ -39,7 +40,15 @@ from .exceptions import (
 )
 from .lock import Lock, Redlock, synchronize
 from .nextid import NextId
-from .region import Region, RegionCache
+from .region import (
+    CacheRegion,
+    Region,
+    RegionCache,
+    RegionRegistry,
+    cache_region,
+    invalidate_function,
+    invalidate_region,
+)
 from .serializers import (
     BaseSerializer,
     JSONSerializer,
@@ -92,6 +101,11 @@ __all__ = [
     "RedisCounter",
     "Region",
     "RegionCache",
+    "CacheRegion",
+    "RegionRegistry",
+    "cache_region",
+    "invalidate_region",
+    "invalidate_function",
     "ContextTimer",
     "BaseSerializer",
     "JSONSerializer",
@@ -116,4 +130,5 @@ __all__ = [
     "KeyExistsError",
     "WrongTypeError",
     "InefficientAccessWarning",
+    "CacheConfigurationError",
 ]

@@ -26,6 +26,7 @@ __all__ = [
     "KeyExistsError",
     "WrongTypeError",
     "InefficientAccessWarning",
+    "CacheConfigurationError",
 ]
 
 
@@ -212,3 +213,11 @@ class InefficientAccessWarning(Warning):
     comparing it with another container, set algebra computed here, sorting).
     pottery's name; filter it with ``warnings.simplefilter('ignore',
     InefficientAccessWarning)`` once you know the container is small."""
+
+
+class CacheConfigurationError(PyRedCacheError):
+    """retools' ``CacheConfigurationError``: a cache region that was never
+    added (:meth:`~pyredcache.CacheRegion.add_region`), or a region-decorated
+    call made before any cache was configured
+    (:meth:`~pyredcache.CacheRegion.configure`)."""
+

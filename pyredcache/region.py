@@ -34,6 +34,12 @@ key of the tree on the server it runs on.  That holds on one Redis server
 (what :class:`RegionCache` supports: a :class:`~pyredcache.Cache`, not a
 :class:`~pyredcache.CacheCluster`); on Redis Cluster only a region's own two
 keys are guaranteed one slot (the hash tag), not its descendants'.
+
+retools' face (``CacheRegion``, ``cache_region``, ``invalidate_region``,
+``invalidate_function``) is the second half of this module: named regions
+of an expiry each, on a :class:`RegionRegistry`, whose decorated functions
+go through the stampede machinery of :mod:`pyredcache.stampede`; see
+:class:`CacheRegion`.
 """
 
 from __future__ import annotations
@@ -49,13 +55,21 @@ from typing import Any, Callable, Iterator, TypeVar
 
 from . import _compat
 from .cache import NO_VALUE, BaseCache, Cache, CacheCluster, make_key_builder
-from .clients.client import Client
+from .clients.client import Client, set_command
 from .clients.scripts import Script
 from .clients.urls import DEFAULT_TIMEOUT, parse_url
-from .exceptions import ResponseError, SerializationError, TimeoutError
+from .exceptions import (
+    CacheConfigurationError,
+    ResponseError,
+    SerializationError,
+    TimeoutError,
+)
 from .serializers import NativeSerializer
+from .stampede import Guard
 
-__all__ = ["Region", "RegionCache"]
+__all__ = ["Region", "RegionCache", "CacheRegion", "RegionRegistry", "CacheConfigurationError",
+           "cache_region", "invalidate_region", "invalidate_function", "invalidate_callable",
+           "default_registry"]
 
 log = logging.getLogger("pyredcache")
 
@@ -893,3 +907,471 @@ class _AppState:
     @property
     def cache(self) -> BaseCache:
         return self.backend.cache
+
+
+# ---------------------------------------------------------------------------------
+# retools' face: CacheRegion, cache_region, invalidate_region, invalidate_function
+# ---------------------------------------------------------------------------------
+#
+# Keys (``N`` is the cache's namespace, ``F`` the function's namespace: its
+# ``module.qualname``, then ``' '`` and the decorator's namespace arguments
+# joined by spaces when it has some, as retools' ``func_namespace``):
+#
+#   N retools:<region>:F:<digest>     an entry (the key builder's digest of the
+#                                     call's arguments; the stampede envelope)
+#   N retools:<region>:F:<digest>:lock    its recompute lock (while one is held)
+#   N retools:<region>:F:keys         a set: the entries of F written on this
+#                                     server (one such set on every server of a
+#                                     CacheCluster: the one each entry lives on)
+#   N retools-region:<region>         a set: the names of the ``...:keys`` sets
+#                                     of the region written on this server
+#
+# An entry is written together with its two set memberships, on its server, in
+# one round trip (a pipeline).  invalidate_function(f) and invalidate_region run
+# one Lua script per server, all servers at once: it reads the set(s) and
+# deletes what they name.  The keys it deletes are computed in the script, not
+# declared in KEYS: this holds on one Redis server and on a CacheCluster
+# (client-side sharding, every set on the server of its entries), not on a
+# Redis Cluster (Cache(redis=RedisCluster(...))), whose slots split them.
+
+
+def _check_seconds(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError("%s must be a number of seconds, not %s" % (name, type(value).__name__))
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError("%s must be > 0 seconds, got %r" % (name, value))
+    return value
+
+
+_DROP_FUNCTION = Script("""
+-- Delete the entries a function's key set names, and the set.
+-- KEYS[1]: the set.  Returns the number of entries deleted.
+local keys = redis.call('SMEMBERS', KEYS[1])
+local n = 0
+for i = 1, #keys, 1000 do
+    n = n + redis.call('DEL', unpack(keys, i, math.min(i + 999, #keys)))
+end
+redis.call('DEL', KEYS[1])
+return n
+""")
+
+_DROP_REGION = Script("""
+-- Delete every entry of a region: the entries the key sets named in the
+-- region's set name, those sets, and the region's set.
+-- KEYS[1]: the region's set.  Returns the number of entries deleted.
+local n = 0
+for _, set in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    local keys = redis.call('SMEMBERS', set)
+    for i = 1, #keys, 1000 do
+        n = n + redis.call('DEL', unpack(keys, i, math.min(i + 999, #keys)))
+    end
+    redis.call('DEL', set)
+end
+redis.call('DEL', KEYS[1])
+return n
+""")
+
+
+def _servers(client: Any) -> list:
+    """The per-server clients of a cache's client: a ShardedClient's, or the
+    client itself."""
+    clients = getattr(client, "clients", None)
+    return list(clients.values()) if isinstance(clients, dict) else [client]
+
+
+def _on_every_server(script: Script, client: Any, key: Any) -> int:
+    servers = _servers(client)
+    results = script.multi_pipeline(servers, [key])
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+    return sum(int(r) for r in results)
+
+
+class _RegionGuard(Guard):
+    """The stampede Guard of one region-decorated function on one cache: its
+    write also records the entry in the function's and the region's sets,
+    on the entry's server, in the same round trip.
+
+    Statistics hook (not implemented yet): per region and function hit and
+    miss counts belong in :meth:`Guard.call`'s lookup round trip (GET plus
+    INCR in one pipeline), when the registry's ``statistics`` is true.
+    """
+
+    def __init__(self, cache: BaseCache, expires: float, redis_expiration: float,
+                 keyset: bytes, regionset: bytes) -> None:
+        if redis_expiration > expires:
+            expire, stale_ttl = expires, redis_expiration - expires
+        else:  # Redis drops the entry first: no stale window
+            expire, stale_ttl = redis_expiration, None
+        super().__init__(cache.client, cache.serializer, cache._bypass, cache._report, expire,
+                         True, 10.0, stale_ttl, None)
+        self.keyset = keyset
+        self.regionset = regionset
+        self.track_ttl = max(1, math.ceil(redis_expiration))
+
+    def compute_and_store(self, key: bytes, f: Callable[..., Any], args: tuple,
+                          kwargs: dict) -> Any:
+        start = time.monotonic()
+        value = f(*args, **kwargs)
+        if not self.bypass(value):
+            data = self.encode(value, time.monotonic() - start)
+            client = self.client if self._sharded is None else self._sharded(key)
+            ttl = self.track_ttl
+            _check_replies(client.pipeline_execute([
+                set_command(key, data, self.store_ex),
+                ("SADD", self.keyset, key), ("EXPIRE", self.keyset, ttl),
+                ("SADD", self.regionset, self.keyset), ("EXPIRE", self.regionset, ttl),
+            ]))
+        return value
+
+
+class _RegionState:
+    __slots__ = ("cache", "settings", "builder", "guard")
+
+    def __init__(self, cache: BaseCache, settings: tuple, builder: Any,
+                 guard: _RegionGuard) -> None:
+        self.cache = cache
+        self.settings = settings
+        self.builder = builder
+        self.guard = guard
+
+
+class _RegionFunction:
+    """What a function decorated by :func:`cache_region` remembers (its
+    ``__pyredcache_region__``): registry, region, namespace, and the
+    guard and key builder made on its first call (again when the
+    registry's cache or the region's settings change)."""
+
+    def __init__(self, registry: "RegionRegistry", region: str, f: Callable[..., Any],
+                 namespace_args: tuple) -> None:
+        self.registry = registry
+        self.region = region
+        self.f = f
+        self.namespace_args = namespace_args
+        module = getattr(f, "__module__", None) or "__main__"
+        qualname = getattr(f, "__qualname__", None) or getattr(f, "__name__", None)
+        if qualname is None:
+            raise TypeError("%r has no __qualname__ to name its cache namespace" % (f,))
+        namespace = "%s.%s" % (module, qualname)
+        if namespace_args:
+            namespace += " " + " ".join(str(a) for a in namespace_args)
+        if "{" in region or "}" in region:
+            raise ValueError("region names must not contain '{' or '}'")
+        self.namespace = namespace
+        self.key_prefix = "retools:%s:%s" % (region, namespace)
+        # validates f now (a coroutine function, no signature: TypeError)
+        make_key_builder(f, self.key_prefix, False, namespace="", core=_compat.core)
+        self._state: _RegionState | None = None
+        self._lock = threading.Lock()
+
+    def state(self) -> _RegionState:
+        registry = self.registry
+        found = registry.regions.get(self.region)
+        if found is None:
+            raise CacheConfigurationError("Cache region not configured: %s" % self.region)
+        settings = (found["expires"], found["redis_expiration"])
+        cache = registry.cache
+        state = self._state
+        if state is not None and state.cache is cache and state.settings == settings:
+            return state
+        with self._lock:
+            prefix = cache.namespace.encode("utf-8")
+            region_key = prefix + ("retools-region:" + self.region).encode("utf-8")
+            keyset = prefix + (self.key_prefix + ":keys").encode("utf-8")
+            builder = make_key_builder(self.f, self.key_prefix, False,
+                                       namespace=cache.namespace, core=cache._core)
+            guard = _RegionGuard(cache, settings[0], settings[1], keyset, region_key)
+            state = self._state = _RegionState(cache, settings, builder, guard)
+        return state
+
+
+class RegionRegistry:
+    """A set of retools cache regions and the cache they live in.
+
+    ``CacheRegion``'s class methods work on the module's
+    :data:`default_registry`; make one of your own to keep another set
+    (tests, a second application) and decorate with
+    ``registry.cache_region(...)`` (or ``cache_region(..., registry=...)``).
+
+    :param cache: the :class:`~pyredcache.Cache` or
+        :class:`~pyredcache.CacheCluster` the regions' entries are stored
+        in; None: none yet (give it with :meth:`configure` before the first
+        call of a decorated function).  Nothing connects here or when a
+        function is decorated.
+    :param enabled: False: every decorated call computes, nothing is read
+        or written (retools' ``CacheRegion.enabled``).
+    :param statistics: retools' statistics switch (bool).  Hit/miss counting
+        is not implemented yet: the switch is kept, and does nothing.
+
+    :ivar regions: ``{name: {'expires': seconds, 'redis_expiration':
+        seconds}}``, as retools' ``CacheRegion.regions``.
+    """
+
+    def __init__(self, cache: BaseCache | None = None, *, enabled: bool = True,
+                 statistics: bool = True) -> None:
+        self.regions: dict[str, dict[str, float]] = {}
+        self.enabled = enabled
+        self.statistics = statistics
+        self._cache: BaseCache | None = None
+        if cache is not None:
+            self.configure(cache=cache)
+
+    def __repr__(self) -> str:
+        return "<pyredcache.RegionRegistry regions=%r cache=%r>" % (
+            sorted(self.regions), self._cache)
+
+    def configure(self, cache: BaseCache) -> None:
+        """Store the regions' entries in cache (a :class:`~pyredcache.Cache`
+        or :class:`~pyredcache.CacheCluster`; keyword ``cache=``), from now
+        on, also for functions decorated before.  Raises TypeError for
+        anything else.  Nothing connects."""
+        if not isinstance(cache, BaseCache):
+            raise TypeError("cache must be a pyredcache Cache or CacheCluster, not %s"
+                            % type(cache).__name__)
+        self._cache = cache
+
+    @property
+    def cache(self) -> BaseCache:
+        """The configured cache; CacheConfigurationError when there is none."""
+        cache = self._cache
+        if cache is None:
+            raise CacheConfigurationError(
+                "no cache is configured for the cache regions: call "
+                "CacheRegion.configure(cache=pyredcache.Cache(host, port)) (or "
+                "registry.configure(cache=...) / RegionRegistry(cache=...)) before "
+                "calling a function decorated with @cache_region; pyredcache never "
+                "connects to a default localhost server on its own")
+        return cache
+
+    def add_region(self, name: str, expires: float, redis_expiration: float = 604800) -> None:
+        """Add (or redefine) the region called name (str).
+
+        :param expires: seconds an entry is fresh (int or float > 0); past
+            them, the first caller recomputes it under a lock while the
+            others are served the old value.
+        :param redis_expiration: seconds Redis keeps an entry (its TTL),
+            default 604800 (a week).  An entry older than ``expires`` and
+            younger than this is served stale during its recomputation; if
+            it is not larger than ``expires``, entries simply expire after
+            ``redis_expiration`` seconds.
+
+        Raises TypeError/ValueError for a bad name or number.
+        """
+        if not isinstance(name, str) or not name or "{" in name or "}" in name:
+            raise ValueError("a region name is a non-empty str without '{' or '}'")
+        self.regions[name] = dict(expires=_check_seconds(expires, "expires"),
+                                  redis_expiration=_check_seconds(redis_expiration,
+                                                                  "redis_expiration"))
+
+    def cache_region(self, region: str, *namespace_args: Any) -> Callable[[F], F]:
+        """See :func:`cache_region`; decorated functions use this registry."""
+        if not isinstance(region, str):
+            raise TypeError("the region name must be str, not %s" % type(region).__name__)
+
+        def decorate(f: F) -> F:
+            info = _RegionFunction(self, region, f, namespace_args)
+
+            @functools.wraps(f)
+            def cached(*args: Any, **kwargs: Any) -> Any:
+                if not self.enabled:
+                    return f(*args, **kwargs)
+                state = info.state()
+                return state.guard.call(state.builder(args, kwargs), f, args, kwargs)
+
+            cached.__pyredcache_region__ = info  # type: ignore[attr-defined]
+            cached._region = region  # type: ignore[attr-defined]  # retools' attributes
+            cached._namespace = info.namespace  # type: ignore[attr-defined]
+            return cached  # type: ignore[return-value]
+
+        return decorate
+
+    def invalidate_region(self, region: str) -> int:
+        """Delete every entry of the region's functions, written by any
+        process, on every server of the cache (one Lua script per server,
+        all at once).  Returns the number of entries deleted.  Unlike
+        retools (which marks entries expired and may serve them once more),
+        the entries are gone: the next call computes.  Raises
+        CacheConfigurationError without a cache, ConnectionError when a
+        server cannot be reached."""
+        cache = self.cache
+        key = (cache.namespace + "retools-region:" + region).encode("utf-8")
+        return _on_every_server(_DROP_REGION, cache.client, key)
+
+    #: retools' ``CacheRegion.invalidate(region)``.
+    invalidate = invalidate_region
+
+    def invalidate_function(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
+        """See :func:`invalidate_function` (func must be decorated by this
+        registry)."""
+        info = getattr(func, "__pyredcache_region__", None)
+        if not isinstance(info, _RegionFunction) or info.registry is not self:
+            raise TypeError("%r is not a function decorated by this registry's "
+                            "cache_region" % (func,))
+        if args and type(args[0]) is list:
+            given = [str(a) for a in args[0]]
+            if given and given != [str(a) for a in info.namespace_args]:
+                raise ValueError(
+                    "invalidate_function(f, %r, ...): a list first is retools' namespace "
+                    "arguments, and %r was decorated with %r; to invalidate a call whose "
+                    "first argument is a list, write invalidate_function(f, [], [...])"
+                    % (args[0], func, list(info.namespace_args)))
+            args = args[1:]
+        state = info.state()
+        client = state.cache.client
+        if not args and not kwargs:
+            return _on_every_server(_DROP_FUNCTION, client, state.guard.keyset)
+        key = state.builder(args, kwargs)
+        sharded = getattr(client, "client_for_key", None)
+        server = client if sharded is None else sharded(key)
+        replies = _check_replies(server.pipeline_execute(
+            [("DEL", key), ("SREM", state.guard.keyset, key)]))
+        return int(replies[0])
+
+
+#: The registry ``CacheRegion``, :func:`cache_region`, :func:`invalidate_region`
+#: use by default.
+default_registry = RegionRegistry()
+
+
+class _CacheRegionType(type):
+    """Makes ``CacheRegion.enabled``, ``.statistics``, ``.regions`` (read and
+    assigned, as retools users do) those of ``CacheRegion.registry``."""
+
+    @property
+    def enabled(cls) -> bool:
+        return cls.registry.enabled
+
+    @enabled.setter
+    def enabled(cls, value: bool) -> None:
+        cls.registry.enabled = value
+
+    @property
+    def statistics(cls) -> bool:
+        return cls.registry.statistics
+
+    @statistics.setter
+    def statistics(cls, value: bool) -> None:
+        cls.registry.statistics = value
+
+    @property
+    def regions(cls) -> dict:
+        return cls.registry.regions
+
+    @regions.setter
+    def regions(cls, value: dict) -> None:
+        cls.registry.regions = value
+
+
+class CacheRegion(metaclass=_CacheRegionType):
+    """retools' ``CacheRegion``: class methods over :data:`default_registry`.
+
+    ::
+
+        CacheRegion.configure(cache=Cache("redis-host", 6379))
+        CacheRegion.add_region("short_term", expires=3600)
+
+        @cache_region("short_term")
+        def slow_function(*search_terms):
+            ...
+
+    * ``CacheRegion.add_region(name, expires, redis_expiration=604800)``:
+      seconds, see :meth:`RegionRegistry.add_region`.
+    * ``CacheRegion.configure(cache=...)``: the :class:`~pyredcache.Cache`
+      or :class:`~pyredcache.CacheCluster` (no default: the first call of a
+      decorated function without one raises
+      :class:`CacheConfigurationError`; nothing connects at import or
+      decoration).
+    * ``CacheRegion.enabled = False``: every decorated call computes.
+    * ``CacheRegion.statistics``: retools' switch; counting is not
+      implemented yet.
+    * ``CacheRegion.regions``: ``{name: {'expires': ..., 'redis_expiration':
+      ...}}``.
+    * ``CacheRegion.invalidate(region)``: :func:`invalidate_region`.
+    """
+
+    #: The registry the class methods use.
+    registry: RegionRegistry = default_registry
+
+    @classmethod
+    def add_region(cls, name: str, expires: float, redis_expiration: float = 604800) -> None:
+        """See :meth:`RegionRegistry.add_region`."""
+        cls.registry.add_region(name, expires, redis_expiration)
+
+    @classmethod
+    def configure(cls, cache: BaseCache) -> None:
+        """See :meth:`RegionRegistry.configure`."""
+        cls.registry.configure(cache)
+
+    @classmethod
+    def invalidate(cls, region: str) -> int:
+        """See :meth:`RegionRegistry.invalidate_region`."""
+        return cls.registry.invalidate_region(region)
+
+
+def cache_region(region: str, *namespace_args: Any,
+                 registry: RegionRegistry | None = None) -> Callable[[F], F]:
+    """retools' decorator: cache a function's results in a region.
+
+    ::
+
+        @cache_region('short_term', 'small_engine')
+        def local_search(search_term):
+            ...
+
+    :param region: the region's name (str); it must be added
+        (:meth:`CacheRegion.add_region`) before the first call, which
+        otherwise raises :class:`CacheConfigurationError`.
+    :param namespace_args: retools' ``deco_args``: values whose ``str()``,
+        joined by spaces, is appended to the function's namespace
+        (``module.qualname``), to tell apart functions of one name.
+    :param registry: the :class:`RegionRegistry` (keyword only); default
+        :data:`default_registry` (``CacheRegion``'s).
+
+    Calls are keyed on their arguments bound to the signature, positional
+    or keyword (the key builder of :meth:`~pyredcache.BaseCache.cache`, not
+    retools' ``str()`` of each argument); a first parameter named ``self``
+    or ``cls`` is left out.  An entry is fresh for the region's ``expires``
+    seconds; then the first caller (in any process) takes a lock and
+    recomputes while the others are served the old value, for up to
+    ``redis_expiration`` seconds in all (:mod:`pyredcache.stampede`).
+    Decorating connects to nothing.  Arguments the key builder cannot
+    encode raise TypeError; a coroutine function raises TypeError at
+    decoration.
+    """
+    return (default_registry if registry is None else registry).cache_region(
+        region, *namespace_args)
+
+
+def invalidate_region(region: str, registry: RegionRegistry | None = None) -> int:
+    """Delete every entry of the region (see
+    :meth:`RegionRegistry.invalidate_region`); returns how many."""
+    return (default_registry if registry is None else registry).invalidate_region(region)
+
+
+def invalidate_function(func: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
+    """Delete cached results of a function decorated with :func:`cache_region`.
+
+    * ``invalidate_function(f)``: every cached variation of f, written by
+      any process, on every server of the cache.
+    * ``invalidate_function(f, 'bunny')``: the entry of ``f('bunny')``
+      (arguments bound as for the call: keywords work too).
+    * ``invalidate_function(f, [], 'bunny')``, as retools' README writes
+      it: a list first is the decorator's namespace arguments (retools
+      0.1), checked against the decorator's and otherwise ignored; so to
+      invalidate a call whose first argument is a list, write
+      ``invalidate_function(f, [], [1, 2])``.
+
+    Returns the number of entries deleted.  Raises TypeError when func is
+    not region-decorated, ValueError for a namespace list that is not the
+    decorator's, CacheConfigurationError without a cache or for a region
+    never added.
+    """
+    info = getattr(func, "__pyredcache_region__", None)
+    if not isinstance(info, _RegionFunction):
+        raise TypeError("%r is not a function decorated with cache_region" % (func,))
+    return info.registry.invalidate_function(func, *args, **kwargs)
+
+
+#: retools' other name of :func:`invalidate_function`.
+invalidate_callable = invalidate_function
