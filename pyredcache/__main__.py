@@ -12,6 +12,14 @@ Commands:
     copy was installed (and what was missing), it failed to import, or
     ``PYREDCACHE_NO_EXTENSIONS`` is set.
 
+``stats``
+    print the hit/miss statistics of the cache regions stored in a server
+    (``--url URL``, default ``$REDIS_URL``; ``--namespace`` the cache's
+    key prefix): a table of region, function, hits, misses and hit ratio
+    (hits / calls, in percent), or with ``--json`` the data of
+    :meth:`pyredcache.BaseCache.stats` as JSON.  Exit status 1 with a
+    one-line error when the server cannot be reached.
+
 ``python -m pyredcache --version`` prints the version; without a command,
 the help.  Exit status 0, or 1 when a command fails, 2 for a usage error.
 """
@@ -58,6 +66,26 @@ def _parser() -> argparse.ArgumentParser:
         "--clear", action="store_true", help="delete the demo's keys at the end"
     )
 
+    stats = commands.add_parser(
+        "stats",
+        help="print the cache regions' hit/miss statistics (table or --json)",
+        description=(
+            "Read the hit/miss counters of the cache regions (per region and "
+            "function, kept in Redis by @cache_region while statistics are on) "
+            "and print them as a table (region, function, hits, misses, hit "
+            "ratio) or as JSON."
+        ),
+    )
+    stats.add_argument(
+        "--url",
+        default=None,
+        help="Redis URL (redis://host:port/db or unix:///path?db=N); default $REDIS_URL",
+    )
+    stats.add_argument(
+        "--namespace", default="", help="the cache's namespace (key prefix), default none"
+    )
+    stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
     commands.add_parser(
         "info", help="print the version, the core in use (c or python) and, for python, why"
     )
@@ -99,6 +127,55 @@ def _info() -> int:
     return 0
 
 
+def _stats_table(data: dict) -> str:
+    rows = [("region", "function", "hits", "misses", "hit ratio")]
+    for region, functions in sorted(data.items()):
+        for function, counts in sorted(functions.items()):
+            hits, misses = counts["hits"], counts["misses"]
+            calls = hits + misses
+            ratio = "%.1f%%" % (100.0 * hits / calls) if calls else "-"
+            rows.append((region, function, str(hits), str(misses), ratio))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [row[i].ljust(widths[i]) if i < 2 else row[i].rjust(widths[i])
+                 for i in range(5)]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _stats(url: Optional[str], namespace: str, as_json: bool) -> int:
+    import json
+
+    from .cache import Cache
+    from .exceptions import ConnectionError, PyRedCacheError
+
+    url = url or os.environ.get("REDIS_URL")
+    if not url:
+        print("python -m pyredcache stats: give --url URL (or set $REDIS_URL)",
+              file=sys.stderr)
+        return 1
+    try:
+        cache = Cache.from_url(url, namespace=namespace or None)
+        data = cache.stats()
+    except (ConnectionError, OSError) as exc:  # TimeoutError is a ConnectionError
+        print("python -m pyredcache stats: cannot read statistics from %s: %s" % (url, exc),
+              file=sys.stderr)
+        return 1
+    except (PyRedCacheError, ValueError, TypeError) as exc:  # a bad URL, an AUTH error...
+        print("python -m pyredcache stats: %s" % (exc,), file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+    elif not data:
+        print("no region statistics in %s" % url)
+    else:
+        print(_stats_table(data))
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     parser = _parser()
@@ -107,6 +184,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         from . import _demo
 
         return _demo.main(url=args.url, clear=args.clear)
+    if args.command == "stats":
+        return _stats(args.url, args.namespace, args.json)
     if args.command == "info":
         return _info()
     parser.print_help()

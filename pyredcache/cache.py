@@ -64,6 +64,35 @@ NO_VALUE = _NoValue()
 #: The default expiry of rc: three days, in seconds.
 DEFAULT_EXPIRE = 3 * 24 * 3600
 
+#: Where region statistics live: one Redis hash per region, named
+#: ``<namespace>pyredcache:stats:<region>`` (:func:`stats_key`).  Its fields
+#: are ``<function>:calls`` and ``<function>:misses`` (integers, counted
+#: with HINCRBY by :mod:`pyredcache.region`); its field names are thus the
+#: record of which functions the region holds.  :meth:`BaseCache.stats`
+#: reads them.
+STATS_PREFIX = "pyredcache:stats:"
+#: The two counters of a function in a region's statistics hash.
+STATS_CALLS = ":calls"
+STATS_MISSES = ":misses"
+
+
+def stats_key(namespace: str, region: str) -> bytes:
+    """The key (bytes) of region's statistics hash in a cache of namespace
+    (both str): ``namespace + STATS_PREFIX + region``, UTF-8."""
+    return (namespace + STATS_PREFIX + region).encode("utf-8")
+
+
+def _glob_escape(text: str) -> str:
+    """text with SCAN MATCH's special characters escaped."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _counter(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
 # Cache's positional connection options (rc's); every other option of the
 # table is a keyword-only parameter, which redis_options may carry too.
 _POSITIONAL_OPTIONS = ("host", "port", "db", "password", "socket_timeout")
@@ -451,6 +480,58 @@ class BaseCache:
         if not isinstance(info, _Decorated) or info.cache is not self:
             raise TypeError("%r is not a function decorated by this cache" % (func,))
         return self.client.delete(info.builder(args, kwargs)) == 1
+
+    def stats(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Hit and miss counts of the cache regions stored in this cache.
+
+        Returns ``{region: {function: {"hits": h, "misses": m}}}`` (str
+        keys, int counts), read from the statistics hashes named
+        ``<namespace>pyredcache:stats:<region>`` (:data:`STATS_PREFIX`):
+        one SCAN MATCH over every server of the cache (host after host on a
+        :class:`CacheCluster`), then one HGETALL per hash, in one pipeline
+        (one round trip per server, servers in parallel).  A *call* is one
+        call of a region-decorated function (:func:`pyredcache.cache_region`)
+        while statistics were on; a *miss* is a call that ran the function
+        (its result was not in Redis, was stale, or was unreadable), a
+        *hit* a call served from Redis; ``hits = calls - misses``.  The
+        counts are Redis' own (every process and thread adds to them
+        atomically) and persist until the hash is deleted (an
+        :func:`~pyredcache.invalidate_region` deletes its region's).
+        Regions of no call yet are absent.  Raises ConnectionError /
+        TimeoutError when a server cannot be reached.
+        """
+        client = self.client
+        prefix = self.namespace + STATS_PREFIX
+        keys = sorted(set(client.scan_iter(match=_glob_escape(prefix) + "*")))
+        if not keys:
+            return {}
+        replies = client.pipeline_execute([("HGETALL", key) for key in keys])
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        start = len(prefix.encode("utf-8"))
+        for key, reply in zip(keys, replies):
+            if isinstance(reply, BaseException):
+                raise reply  # e.g. WRONGTYPE: a key of that name that is not ours
+            if isinstance(reply, dict):
+                items = list(reply.items())
+            else:  # RESP2: a flat list of field, value
+                items = list(zip(reply[::2], reply[1::2]))
+            counts: dict[str, list[int]] = {}
+            for field, value in items:
+                if isinstance(field, bytes):
+                    field = field.decode("utf-8", "replace")
+                function, sep, kind = field.rpartition(":")
+                if not sep or kind not in ("calls", "misses"):
+                    continue
+                pair = counts.setdefault(function, [0, 0])
+                pair[0 if kind == "calls" else 1] = _counter(value)
+            if not counts:
+                continue
+            region = key[start:].decode("utf-8", "replace")
+            out[region] = {
+                function: {"hits": max(calls - misses, 0), "misses": misses}
+                for function, (calls, misses) in sorted(counts.items())
+            }
+        return out
 
 
 class _Decorated:

@@ -54,8 +54,17 @@ from collections.abc import MutableMapping
 from typing import Any, Callable, Iterator, TypeVar
 
 from . import _compat
-from .cache import NO_VALUE, BaseCache, Cache, CacheCluster, make_key_builder
-from .clients.client import Client, set_command
+from .cache import (
+    NO_VALUE,
+    STATS_CALLS,
+    STATS_MISSES,
+    BaseCache,
+    Cache,
+    CacheCluster,
+    make_key_builder,
+    stats_key,
+)
+from .clients.client import Client, multi_pipeline, set_command
 from .clients.scripts import Script
 from .clients.urls import DEFAULT_TIMEOUT, parse_url
 from .exceptions import (
@@ -993,13 +1002,29 @@ class _RegionGuard(Guard):
     write also records the entry in the function's and the region's sets,
     on the entry's server, in the same round trip.
 
-    Statistics hook (not implemented yet): per region and function hit and
-    miss counts belong in :meth:`Guard.call`'s lookup round trip (GET plus
-    INCR in one pipeline), when the registry's ``statistics`` is true.
+    Statistics (when the registry's ``statistics`` is true at the call):
+    two counters per function in the region's statistics hash
+    (``<namespace>pyredcache:stats:<region>``, see
+    :data:`pyredcache.cache.STATS_PREFIX`), both integers, incremented with
+    HINCRBY (atomic, so exact across threads and processes):
+
+    * ``<function>:calls``: +1 per decorated call, sent in ONE pipeline
+      with the lookup's GET (on a :class:`~pyredcache.CacheCluster` each
+      command goes to its key's server, servers in parallel): a hit costs
+      no extra round trip;
+    * ``<function>:misses``: +1 per call that runs the function (no entry,
+      a stale or unreadable one, or a wait for the lock holder that timed
+      out), sent in the pipeline of the write that stores the result; a
+      call whose result is not stored (a bypass value) or that raises sends
+      it alone.
+
+    Hits are ``calls - misses``.  With statistics off the lookup is the
+    plain GET and nothing is counted.
     """
 
     def __init__(self, cache: BaseCache, expires: float, redis_expiration: float,
-                 keyset: bytes, regionset: bytes) -> None:
+                 keyset: bytes, regionset: bytes, registry: "RegionRegistry | None" = None,
+                 statskey: bytes | None = None, function: str = "") -> None:
         if redis_expiration > expires:
             expire, stale_ttl = expires, redis_expiration - expires
         else:  # Redis drops the entry first: no stale window
@@ -1009,21 +1034,72 @@ class _RegionGuard(Guard):
         self.keyset = keyset
         self.regionset = regionset
         self.track_ttl = max(1, math.ceil(redis_expiration))
+        self.registry = registry
+        self.statskey = statskey
+        function_bytes = function.encode("utf-8")
+        self.calls_field = function_bytes + STATS_CALLS.encode("ascii")
+        self.misses_field = function_bytes + STATS_MISSES.encode("ascii")
+        self._count_calls = (("HINCRBY", statskey, self.calls_field, 1)
+                             if statskey is not None else None)
+        self._count_miss = (("HINCRBY", statskey, self.misses_field, 1)
+                            if statskey is not None else None)
+
+    def _counting(self) -> bool:
+        registry = self.registry
+        return registry is not None and self._count_calls is not None and registry.statistics
 
     def compute_and_store(self, key: bytes, f: Callable[..., Any], args: tuple,
                           kwargs: dict) -> Any:
+        count = self._counting()
         start = time.monotonic()
-        value = f(*args, **kwargs)
-        if not self.bypass(value):
-            data = self.encode(value, time.monotonic() - start)
-            client = self.client if self._sharded is None else self._sharded(key)
-            ttl = self.track_ttl
-            _check_replies(client.pipeline_execute([
-                set_command(key, data, self.store_ex),
-                ("SADD", self.keyset, key), ("EXPIRE", self.keyset, ttl),
-                ("SADD", self.regionset, self.keyset), ("EXPIRE", self.regionset, ttl),
-            ]))
+        try:
+            value = f(*args, **kwargs)
+        except BaseException:
+            if count:  # it ran: a miss, though nothing is stored
+                self.client.execute_command(*self._count_miss)
+            raise
+        if self.bypass(value):
+            if count:
+                self.client.execute_command(*self._count_miss)
+            return value
+        data = self.encode(value, time.monotonic() - start)
+        ttl = self.track_ttl
+        commands = [
+            set_command(key, data, self.store_ex),
+            ("SADD", self.keyset, key), ("EXPIRE", self.keyset, ttl),
+            ("SADD", self.regionset, self.keyset), ("EXPIRE", self.regionset, ttl),
+        ]
+        sharded = self._sharded
+        if sharded is None:
+            if count:
+                commands.append(self._count_miss)
+            _check_replies(self.client.pipeline_execute(commands))
+            return value
+        # The entry and its key sets stay on the entry's server; the stats
+        # hash may live on another: one pipeline per server, in parallel.
+        server = sharded(key)
+        stats_server = sharded(self.statskey) if count else server
+        if stats_server is server:
+            if count:
+                commands.append(self._count_miss)
+            _check_replies(server.pipeline_execute(commands))
+            return value
+        client = self.client
+        for result in multi_pipeline([(server, commands), (stats_server, [self._count_miss])],
+                                     client.poller_timeout, client.max_concurrency):
+            if isinstance(result, BaseException):
+                raise result
+            _check_replies(result)
         return value
+
+    def lookup(self, key: bytes) -> bytes | None:
+        """:meth:`Guard.lookup`, which also counts the call when statistics
+        are on: GET and HINCRBY in one pipeline (one round trip)."""
+        if not self._counting():
+            return self.client.get(key)
+        raw, _ = _check_replies(self.client.pipeline_execute([("GET", key),
+                                                               self._count_calls]))
+        return raw
 
 
 class _RegionState:
@@ -1081,7 +1157,9 @@ class _RegionFunction:
             keyset = prefix + (self.key_prefix + ":keys").encode("utf-8")
             builder = make_key_builder(self.f, self.key_prefix, False,
                                        namespace=cache.namespace, core=cache._core)
-            guard = _RegionGuard(cache, settings[0], settings[1], keyset, region_key)
+            guard = _RegionGuard(cache, settings[0], settings[1], keyset, region_key,
+                                 registry, stats_key(cache.namespace, self.region),
+                                 self.namespace)
             state = self._state = _RegionState(cache, settings, builder, guard)
         return state
 
@@ -1101,8 +1179,15 @@ class RegionRegistry:
         function is decorated.
     :param enabled: False: every decorated call computes, nothing is read
         or written (retools' ``CacheRegion.enabled``).
-    :param statistics: retools' statistics switch (bool).  Hit/miss counting
-        is not implemented yet: the switch is kept, and does nothing.
+    :param statistics: retools' statistics switch (bool, default True as
+        in retools; may be changed at any time, read at each call).  True:
+        each call of a decorated function counts, in Redis, in the same
+        round trip as its lookup, one call of that function in its region's
+        statistics hash, and each call that runs the function one miss, in
+        the round trip of the write of its result (see
+        :class:`_RegionGuard`); read them with
+        :meth:`pyredcache.BaseCache.stats` or ``python -m pyredcache stats``.
+        False: the lookup is a plain GET, nothing is counted.
 
     :ivar regions: ``{name: {'expires': seconds, 'redis_expiration':
         seconds}}``, as retools' ``CacheRegion.regions``.
@@ -1189,11 +1274,11 @@ class RegionRegistry:
     def invalidate_region(self, region: str) -> int:
         """Delete every entry of the region's functions, written by any
         process, on every server of the cache (one Lua script per server,
-        all at once).  Returns the number of entries deleted.  Unlike
-        retools (which marks entries expired and may serve them once more),
-        the entries are gone: the next call computes.  Raises
-        CacheConfigurationError without a cache, ConnectionError when a
-        server cannot be reached."""
+        all at once).  The region's hit/miss statistics are kept, as in
+        retools.  Returns the number of entries deleted.  Unlike retools (which marks entries expired and
+        may serve them once more), the entries are gone: the next call
+        computes.  Raises CacheConfigurationError without a cache,
+        ConnectionError when a server cannot be reached."""
         cache = self.cache
         key = (cache.namespace + "retools-region:" + region).encode("utf-8")
         return _on_every_server(_DROP_REGION, cache.client, key)
@@ -1283,8 +1368,11 @@ class CacheRegion(metaclass=_CacheRegionType):
       :class:`CacheConfigurationError`; nothing connects at import or
       decoration).
     * ``CacheRegion.enabled = False``: every decorated call computes.
-    * ``CacheRegion.statistics``: retools' switch; counting is not
-      implemented yet.
+    * ``CacheRegion.statistics``: retools' switch (default True): hits and
+      misses per region and function, counted in Redis in the lookup's
+      round trip; ``cache.stats()`` reads them (see
+      :class:`RegionRegistry`).  ``CacheRegion.statistics = False``: no
+      counting, no cost.
     * ``CacheRegion.regions``: ``{name: {'expires': ..., 'redis_expiration':
       ...}}``.
     * ``CacheRegion.invalidate(region)``: :func:`invalidate_region`.

@@ -187,10 +187,16 @@ return 0
         finally:
             self._unlock(lock_key, token)
 
+    def lookup(self, key: bytes) -> bytes | None:
+        """The stored bytes at key (GET), None on a miss: the call's one
+        round trip on a hit.  A subclass may send more in that round trip
+        (the regions' hit/miss statistics do)."""
+        return self.client.get(key)
+
     def call(self, key: bytes, f: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         """The decorated call: a fresh hit returns at once; otherwise see the
         module docstring."""
-        raw = self.client.get(key)
+        raw = self.lookup(key)
         stale: Any = _NOTHING
         if raw is not None:
             try:
