@@ -355,7 +355,11 @@ FAULT_LEAK_SCRIPT = textwrap.dedent(
     before_c = malloc_in_use()
     before_blocks = sys.getallocatedblocks()
     fired = 0
-    for _ in range(3000):
+    # 3000 failures, however many attempts it takes: a connect that a busy
+    # server refused injects nothing, so a loaded machine needs more tries
+    for _ in range(30000):
+        if fired >= 3000:
+            break
         once()
     gc.collect()
     print(json.dumps({
@@ -383,7 +387,7 @@ def test_no_leaks_under_faults(core, redis_server, redis_url, site):
     assert growth["c"] < 64 * 1024, growth
     assert growth["py"] < 64 * 1024, growth
     assert growth["blocks"] < 500, growth
-    assert growth["fired"] > 2700, growth
+    assert growth["fired"] >= 3000, growth
 
 
 # -- Python out of memory, every allocation in turn ------------------------------------
