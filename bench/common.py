@@ -82,6 +82,37 @@ def measure(contenders: dict[str, Callable[[], object]], ops_per_call: int, roun
     return {name: statistics.median(v) for name, v in samples.items()}
 
 
+def paired_cost(with_: Callable[[], object], without: Callable[[], object], rounds: int,
+                seconds: float) -> tuple[float, float, float, float]:
+    """What ``with_`` costs beyond ``without`` (two variants of one
+    operation): ``(µs with, µs without, median paired cost, best-slice
+    cost)``, costs as fractions (0.05: 5% slower).
+
+    The two are timed back to back, in alternating order, ``rounds``
+    times.  The median paired cost is the median of the per-pair ratios,
+    minus one: drift of the machine hits both halves of a pair alike.  The
+    best-slice cost compares the fastest slice of each (as ``timeit``
+    advises: slower slices are other processes' interference, here a
+    virtual machine's stalls, which a round trip of tens of µs magnifies).
+    The µs are the medians."""
+    for fn in (with_, without):  # warm up
+        for _ in range(200):
+            fn()
+    ratios, on, off = [], [], []
+    for i in range(rounds):
+        if i % 2:
+            b = per_op_us(without, 1, seconds)
+            a = per_op_us(with_, 1, seconds)
+        else:
+            a = per_op_us(with_, 1, seconds)
+            b = per_op_us(without, 1, seconds)
+        on.append(a)
+        off.append(b)
+        ratios.append(a / b)
+    return (statistics.median(on), statistics.median(off), statistics.median(ratios) - 1,
+            min(on) / min(off) - 1)
+
+
 def bench_options(doc: str | None, rounds: int = 7, seconds: float = 0.4,
                   unix: bool = False) -> tuple[argparse.Namespace, int, float]:
     """Parse a bench's command line (``--quick``, and ``--unix`` when

@@ -64,22 +64,33 @@ NO_VALUE = _NoValue()
 #: The default expiry of rc: three days, in seconds.
 DEFAULT_EXPIRE = 3 * 24 * 3600
 
-#: Where region statistics live: one Redis hash per region, named
-#: ``<namespace>pyredcache:stats:<region>`` (:func:`stats_key`).  Its fields
-#: are ``<function>:calls`` and ``<function>:misses`` (integers, counted
-#: with HINCRBY by :mod:`pyredcache.region`); its field names are thus the
-#: record of which functions the region holds.  :meth:`BaseCache.stats`
+#: Where region statistics live: two integer counters per function and
+#: region, plain Redis strings counted with INCR by :mod:`pyredcache.region`
+#: (the cheapest write Redis has: a counted hit costs one INCR beside its
+#: lookup), named by :func:`stats_keys`::
+#:
+#:     <namespace>pyredcache:stats:{<region>}:<function>:calls
+#:     <namespace>pyredcache:stats:{<region>}:<function>:misses
+#:
+#: The region's name is the keys' hash tag (a RegionCache region's entries
+#: hash carries the same tag: one Redis Cluster slot), and the key names are
+#: the record of which functions a region holds.  :meth:`BaseCache.stats`
 #: reads them.
 STATS_PREFIX = "pyredcache:stats:"
-#: The two counters of a function in a region's statistics hash.
+#: The suffixes of a function's two counters.
 STATS_CALLS = ":calls"
 STATS_MISSES = ":misses"
 
 
-def stats_key(namespace: str, region: str) -> bytes:
-    """The key (bytes) of region's statistics hash in a cache of namespace
-    (both str): ``namespace + STATS_PREFIX + region``, UTF-8."""
-    return (namespace + STATS_PREFIX + region).encode("utf-8")
+def stats_keys(namespace: str, region: str, function: str) -> tuple[bytes, bytes]:
+    """The keys (bytes, UTF-8) of function's two counters in region, in a
+    cache of namespace (all str): ``(calls key, misses key)``, see
+    :data:`STATS_PREFIX`.  Raises ValueError for a region name holding
+    ``{`` or ``}`` (it is the keys' hash tag)."""
+    if "{" in region or "}" in region:
+        raise ValueError("region names must not contain '{' or '}', got %r" % (region,))
+    base = "%s%s{%s}:%s" % (namespace, STATS_PREFIX, region, function)
+    return (base + STATS_CALLS).encode("utf-8"), (base + STATS_MISSES).encode("utf-8")
 
 
 def _glob_escape(text: str) -> str:
@@ -485,53 +496,47 @@ class BaseCache:
         """Hit and miss counts of the cache regions stored in this cache.
 
         Returns ``{region: {function: {"hits": h, "misses": m}}}`` (str
-        keys, int counts), read from the statistics hashes named
-        ``<namespace>pyredcache:stats:<region>`` (:data:`STATS_PREFIX`):
-        one SCAN MATCH over every server of the cache (host after host on a
-        :class:`CacheCluster`), then one HGETALL per hash, in one pipeline
-        (one round trip per server, servers in parallel).  A *call* is one
-        call of a region-decorated function (:func:`pyredcache.cache_region`)
-        while statistics were on; a *miss* is a call that ran the function
+        keys, int counts; a :class:`~pyredcache.Region` under its dotted
+        name, e.g. ``"root.users"``), read from the counters named
+        ``<namespace>pyredcache:stats:{<region>}:<function>:calls`` and
+        ``...:misses`` (:data:`STATS_PREFIX`): one SCAN MATCH over every
+        server of the cache (host after host on a :class:`CacheCluster`),
+        then one MGET (one per server, servers in parallel).
+
+        A *call* is one call of a region-decorated function
+        (:func:`pyredcache.cache_region`, :meth:`pyredcache.Region.cached`)
+        or one lookup of a :class:`~pyredcache.Region` (``r[x]``,
+        ``r.get(x)``, ``get_or_compute``: function ``"[key]"``) while
+        statistics were on; a *miss* is a call that found no usable value
         (its result was not in Redis, was stale, or was unreadable), a
         *hit* a call served from Redis; ``hits = calls - misses``.  The
         counts are Redis' own (every process and thread adds to them
-        atomically) and persist until the hash is deleted (an
-        :func:`~pyredcache.invalidate_region` deletes its region's).
-        Regions of no call yet are absent.  Raises ConnectionError /
-        TimeoutError when a server cannot be reached.
+        atomically) and persist until the counters are deleted:
+        invalidating a region drops its entries, not its counts.  Regions of no call yet
+        are absent.  Raises ConnectionError / TimeoutError when a server
+        cannot be reached.
         """
         client = self.client
         prefix = self.namespace + STATS_PREFIX
-        keys = sorted(set(client.scan_iter(match=_glob_escape(prefix) + "*")))
+        keys = sorted(set(client.scan_iter(match=_glob_escape(prefix) + "{*}:*")))
         if not keys:
             return {}
-        replies = client.pipeline_execute([("HGETALL", key) for key in keys])
-        out: dict[str, dict[str, dict[str, int]]] = {}
+        values = client.mget(keys)
         start = len(prefix.encode("utf-8"))
-        for key, reply in zip(keys, replies):
-            if isinstance(reply, BaseException):
-                raise reply  # e.g. WRONGTYPE: a key of that name that is not ours
-            if isinstance(reply, dict):
-                items = list(reply.items())
-            else:  # RESP2: a flat list of field, value
-                items = list(zip(reply[::2], reply[1::2]))
-            counts: dict[str, list[int]] = {}
-            for field, value in items:
-                if isinstance(field, bytes):
-                    field = field.decode("utf-8", "replace")
-                function, sep, kind = field.rpartition(":")
-                if not sep or kind not in ("calls", "misses"):
-                    continue
-                pair = counts.setdefault(function, [0, 0])
-                pair[0 if kind == "calls" else 1] = _counter(value)
-            if not counts:
-                continue
-            region = key[start:].decode("utf-8", "replace")
-            out[region] = {
-                function: {"hits": max(calls - misses, 0), "misses": misses}
-                for function, (calls, misses) in sorted(counts.items())
-            }
-        return out
+        counts: dict[str, dict[str, list[int]]] = {}
+        for key, value in zip(keys, values):
+            name = key[start:].decode("utf-8", "replace")
+            region, sep, rest = name[1:].partition("}:")
+            function, colon, kind = rest.rpartition(":")
+            if not (sep and colon) or kind not in ("calls", "misses") or value is None:
+                continue  # not a counter of ours (or deleted since the SCAN)
+            pair = counts.setdefault(region, {}).setdefault(function, [0, 0])
+            pair[0 if kind == "calls" else 1] = _counter(value)
+        return {
+            region: {function: {"hits": max(calls - misses, 0), "misses": misses}
+                     for function, (calls, misses) in sorted(functions.items())}
+            for region, functions in sorted(counts.items())
+        }
 
 
 class _Decorated:
@@ -542,6 +547,19 @@ class _Decorated:
     def __init__(self, cache: BaseCache, builder: Any) -> None:
         self.cache = cache
         self.builder = builder
+
+
+def function_name(f: Callable[..., Any], key_prefix: str | None = None) -> str:
+    """The name a decorated function's keys (and statistics) go under
+    (str): ``key_prefix`` when given, else ``module.qualname``.  Raises
+    TypeError when f has neither ``__qualname__`` nor ``__name__``."""
+    if key_prefix is not None:
+        return key_prefix
+    module = getattr(f, "__module__", None) or "__main__"
+    qualname = getattr(f, "__qualname__", None) or getattr(f, "__name__", None)
+    if qualname is None:
+        raise TypeError("%r has no __qualname__: pass key_prefix" % (f,))
+    return "%s.%s" % (module, qualname)
 
 
 def make_key_builder(f: Callable[..., Any], key_prefix: str | None, include_self: bool, *,
@@ -565,12 +583,7 @@ def make_key_builder(f: Callable[..., Any], key_prefix: str | None, include_self
     except (TypeError, ValueError) as exc:
         raise TypeError("cannot read the signature of %r: %s" % (f, exc)) from None
     params = list(sig.parameters.values())
-    if key_prefix is None:
-        module = getattr(f, "__module__", None) or "__main__"
-        qualname = getattr(f, "__qualname__", None) or getattr(f, "__name__", None)
-        if qualname is None:
-            raise TypeError("%r has no __qualname__: pass key_prefix" % (f,))
-        key_prefix = "%s.%s" % (module, qualname)
+    key_prefix = function_name(f, key_prefix)
     drop_first = bool(
         not include_self
         and params

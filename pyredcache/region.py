@@ -56,13 +56,12 @@ from typing import Any, Callable, Iterator, TypeVar
 from . import _compat
 from .cache import (
     NO_VALUE,
-    STATS_CALLS,
-    STATS_MISSES,
     BaseCache,
     Cache,
     CacheCluster,
+    function_name,
     make_key_builder,
-    stats_key,
+    stats_keys,
 )
 from .clients.client import Client, multi_pipeline, set_command
 from .clients.scripts import Script
@@ -86,6 +85,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: The suffix of a region's children set (after its hash's key).
 CHILDREN_SUFFIX = ":children"
+
+#: The "function" under which a region's statistics count its own lookups
+#: (``r[x]``, ``r.get(x)``, :meth:`Region.get_or_compute`); a function
+#: decorated by :meth:`Region.cached` is counted under its key prefix.
+LOOKUPS = "[key]"
+
+
+def _counters(namespace: str, region: str, function: str) -> tuple:
+    """The two INCR commands counting function's calls and misses in
+    region (see :data:`pyredcache.cache.STATS_PREFIX`)."""
+    calls, misses = stats_keys(namespace, region, function)
+    return ("INCR", calls), ("INCR", misses)
 
 
 def _check_timeout(timeout: Any, name: str = "timeout") -> None:
@@ -133,7 +144,8 @@ class _Backend:
     and its clients, the settings, and the regions made so far."""
 
     def __init__(self, cache: BaseCache, read_client: Any, root: str, serializer: Any,
-                 raise_on_timeout: bool, timeout_backoff: float | None) -> None:
+                 raise_on_timeout: bool, timeout_backoff: float | None,
+                 statistics: bool = False) -> None:
         if isinstance(cache, CacheCluster):
             raise TypeError(
                 "regions need one Redis server (the cascading invalidation walks keys "
@@ -149,16 +161,19 @@ class _Backend:
         self.serializer = serializer
         self.raise_on_timeout = raise_on_timeout
         self.timeout_backoff = timeout_backoff
+        self.statistics = statistics
         self.prefix = cache.namespace
         self._down_until = 0.0
         self._lock = threading.Lock()
         self.regions: dict[str, Region] = {}
 
-    @property
+    # Resolved once, on first use, as a decorated function keeps the client
+    # it started with (a Client survives fork by itself).
+    @functools.cached_property
     def client(self) -> Any:
         return self.cache.client
 
-    @property
+    @functools.cached_property
     def read_client(self) -> Any:
         return self.client if self._read_client is None else self._read_client
 
@@ -175,11 +190,53 @@ class _Backend:
         try:
             return self.read_client.execute_command(*command)
         except TimeoutError:
-            log.warning("pyredcache: region read %s timed out; treated as a miss",
-                        command[0])
-            if self.timeout_backoff:
-                self._down_until = time.monotonic() + self.timeout_backoff
+            self._timed_out(command[0])
             return NO_VALUE
+
+    def read_counted(self, command: tuple, count: tuple) -> Any:
+        """:meth:`read`, and ``count`` (an INCR) in the same round trip:
+        one pipeline, or with a read replica the replica's read and the
+        master's INCR at once (:func:`multi_pipeline`)."""
+        if not self.raise_on_timeout and self._down_until \
+                and time.monotonic() < self._down_until:
+            return NO_VALUE
+        try:
+            if self._read_client is None:
+                reply, counted = self.client.pipeline_execute([command, count])
+            else:
+                client = self.client
+                jobs = [(self._read_client, [command]), (client, [count])]
+                results = multi_pipeline(jobs, getattr(client, "poller_timeout", None),
+                                         getattr(client, "max_concurrency", 64))
+                for result in results:
+                    if isinstance(result, BaseException):
+                        raise result
+                [reply], [counted] = results
+        except TimeoutError:
+            if self.raise_on_timeout:
+                raise
+            self._timed_out(command[0])
+            return NO_VALUE
+        if isinstance(reply, ResponseError):
+            raise reply
+        if isinstance(counted, ResponseError):
+            raise counted  # e.g. WRONGTYPE: a key of the counter's name that is not one
+        return reply
+
+    def count(self, count: tuple) -> None:
+        """Send one INCR alone (a miss no write follows); a timeout is
+        logged, not raised, unless raise_on_timeout."""
+        try:
+            self.client.execute_command(*count)
+        except TimeoutError:
+            if self.raise_on_timeout:
+                raise
+            self._timed_out(count[0])
+
+    def _timed_out(self, name: Any) -> None:
+        log.warning("pyredcache: region read %s timed out; treated as a miss", name)
+        if self.timeout_backoff:
+            self._down_until = time.monotonic() + self.timeout_backoff
 
     # -- the regions ------------------------------------------------------------
 
@@ -312,6 +369,8 @@ return deleted
         self.serializer = serializer
         self._hash = backend.prefix + "{" + name + "}"
         self._children = self._hash + CHILDREN_SUFFIX
+        # the statistics counters share the region's hash tag (one slot)
+        self._count_lookups = _counters(backend.prefix, name, LOOKUPS)
         # the links to write: (ancestor's children set, child's name)
         links = []
         child, ancestor = self, parent
@@ -417,10 +476,16 @@ return deleted
 
     # -- reads ------------------------------------------------------------------
 
-    def _lookup(self, key: Any) -> tuple[Any, bool]:
-        """(value or NO_VALUE, whether the read timed out)."""
+    def _lookup(self, key: Any, counters: tuple | None = None) -> tuple[Any, bool]:
+        """(value or NO_VALUE, whether the read timed out).  With
+        counters (calls, misses) and statistics on, the HGET and the calls
+        INCR go in one round trip."""
         field = _field(key)
-        raw = self._backend.read("HGET", self._hash, field)
+        backend = self._backend
+        if counters is not None and backend.statistics:
+            raw = backend.read_counted(("HGET", self._hash, field), counters[0])
+        else:
+            raw = backend.read("HGET", self._hash, field)
         if raw is NO_VALUE:
             return NO_VALUE, True
         if raw is None:
@@ -435,8 +500,11 @@ return deleted
             return NO_VALUE, False
 
     def __getitem__(self, key: Any) -> Any:
-        value, _ = self._lookup(key)
+        counters = self._count_lookups
+        value, timed_out = self._lookup(key, counters)
         if value is NO_VALUE:
+            if not timed_out and self._backend.statistics:
+                self._backend.count(counters[1])
             raise KeyError(key)
         return value
 
@@ -466,12 +534,27 @@ return deleted
         no arguments, called) is stored at key and returned.  A read that
         timed out (``raise_on_timeout`` false) returns alt without storing
         it.  A cached None is a hit."""
-        value, timed_out = self._lookup(key)
+        return self._get_or_compute(key, alt, (), {}, self._count_lookups, callable(alt))
+
+    def _get_or_compute(self, key: Any, alt: Any, args: tuple, kwargs: dict,
+                        counters: tuple, call: bool = True) -> Any:
+        backend = self._backend
+        value, timed_out = self._lookup(key, counters)
         if value is not NO_VALUE:
             return value
-        value = alt() if callable(alt) else alt
-        if not timed_out:
-            self[key] = value
+        counted = not timed_out and backend.statistics
+        try:
+            value = alt(*args, **kwargs) if call else alt
+            if timed_out:
+                return value
+            data = self.serializer.dumps(value)
+        except BaseException:
+            if counted:  # it ran: a miss, though nothing is stored
+                backend.count(counters[1])
+            raise
+        field = _field(key)
+        self._write([("HSET", self._hash, field, data)], link=True,
+                    count=counters[1] if counted else None)
         return value
 
     def cached(self, f: F | None = None, *, key_prefix: str | None = None,
@@ -493,17 +576,11 @@ return deleted
                                      include_self=include_self)
         builder = make_key_builder(f, key_prefix, include_self, namespace="",
                                    core=_compat.core)
+        counters = _counters(self._backend.prefix, self.name, function_name(f, key_prefix))
 
         @functools.wraps(f)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            key = builder(args, kwargs)
-            value, timed_out = self._lookup(key)
-            if value is not NO_VALUE:
-                return value
-            value = f(*args, **kwargs)
-            if not timed_out:
-                self[key] = value
-            return value
+            return self._get_or_compute(builder(args, kwargs), f, args, kwargs, counters)
 
         def invalidate(*args: Any, **kwargs: Any) -> bool:
             return self._write([("HDEL", self._hash, builder(args, kwargs))]) == 1
@@ -525,16 +602,22 @@ return deleted
         return [_expire_command(self._hash, self.timeout) + nx,
                 _expire_command(self._children, self.timeout) + nx]
 
-    def _write(self, commands: list, link: bool = False) -> Any:
-        """Send commands (plus the TTL reset, and the links when link) in
-        one round trip, or queue them in the open transaction.  Returns
-        the first command's reply (None when queued)."""
+    def _write(self, commands: list, link: bool = False, count: tuple | None = None) -> Any:
+        """Send commands (plus the TTL reset, the links when link, and
+        the miss counter count) in one round trip, or queue them in the
+        open transaction (the counter then goes alone, at once: a block
+        that fails still ran the function).  Returns the first command's
+        reply (None when queued)."""
         txn = self._txn.get()
         if txn is not None:
             txn.commands.extend(commands)
             txn.link = txn.link or link
+            if count is not None:
+                self._backend.count(count)
             return None
         extra = self._expiry() + (self._links if link else [])
+        if count is not None:
+            extra.append(count)
         if not extra:
             return self._backend.client.execute_command(*commands[0]) if len(commands) == 1 \
                 else _check_replies(self._backend.client.pipeline_execute(commands))[0]
@@ -691,6 +774,24 @@ class RegionCache:
         TypeError (see the module's notes).
     :param redis: a client of your own (``redis.Redis``, fakeredis, ...),
         passed to ``Cache(redis=...)``.
+    :param statistics: count hits and misses in Redis (bool, default False,
+        as region_cache counts nothing): every lookup of a region
+        (``r[x]``, ``r.get(x)``, :meth:`Region.get_or_compute`, under the
+        function name ``"[key]"``) and every call of a function decorated
+        by :meth:`Region.cached` (under its key prefix) adds 1 to the
+        region's counter ``<namespace>pyredcache:stats:{<region>}:<name>:calls``
+        (in the region's hash tag; see
+        :data:`pyredcache.cache.STATS_PREFIX`) with INCR in the lookup's own
+        round trip (one pipeline; with ``rr_host``, the replica's HGET and
+        the master's INCR at once), and a miss adds 1 to ``...:misses``
+        in the round trip of the write that stores the computed value (a
+        miss of ``r[x]``, which writes nothing, sends it alone).  A read
+        that times out sends no miss counter (no second wait on a server
+        that does not answer), though the server may still run the calls
+        counter it was sent: under timeouts the counts are best effort,
+        otherwise exact across threads and processes.  Read them
+        with :meth:`pyredcache.Cache.stats` or ``python -m pyredcache
+        stats``.  Off, a lookup is the plain HGET.
 
     Nothing connects at construction: the first command does.
     """
@@ -713,6 +814,7 @@ class RegionCache:
         *args: Any,
         cache: BaseCache | None = None,
         redis: Any = None,
+        statistics: bool = False,
         **kwargs: Any,
     ) -> None:
         if args:
@@ -737,6 +839,7 @@ class RegionCache:
             password=password, op_timeout=op_timeout, reconnect_on_timeout=reconnect_on_timeout,
             timeout_backoff=timeout_backoff, raise_on_timeout=raise_on_timeout,
             rr_host=rr_host, rr_port=rr_port, rr_password=rr_password, options=dict(kwargs),
+            statistics=bool(statistics),
         )
         self._cache = cache
         self._redis = redis
@@ -765,7 +868,7 @@ class RegionCache:
             read_client = Client(s["rr_host"], s["rr_port"] or 6379, db=s["db"],
                                  password=s["rr_password"], socket_timeout=socket_timeout)
         return _Backend(cache, read_client, s["root"], s["serializer"],
-                        bool(s["raise_on_timeout"]), s["timeout_backoff"])
+                        bool(s["raise_on_timeout"]), s["timeout_backoff"], s["statistics"])
 
     def _backend(self) -> _Backend:
         if self._has_apps:
@@ -847,7 +950,8 @@ class RegionCache:
         ``REGION_CACHE_RECONNECT_BACKOFF`` (seconds),
         ``REGION_CACHE_SERIALIZER``, ``REGION_CACHE_RR_URL`` or
         ``REGION_CACHE_RR_HOST``/``_PORT``/``_PASSWORD``,
-        ``REGION_CACHE_REDIS_OPTIONS`` (dict of connection options).
+        ``REGION_CACHE_REDIS_OPTIONS`` (dict of connection options),
+        ``REGION_CACHE_STATISTICS`` (bool, pyredcache's: see ``statistics``).
         Raises ValueError for a malformed URL; nothing connects.
         """
         config = app.config
@@ -894,6 +998,8 @@ class RegionCache:
             s["rr_port"] = int(get("REGION_CACHE_RR_PORT") or 6379)
             s["rr_password"] = get("REGION_CACHE_RR_PASSWORD")
         s["options"].update(get("REGION_CACHE_REDIS_OPTIONS") or {})
+        if get("REGION_CACHE_STATISTICS") is not None:
+            s["statistics"] = bool(get("REGION_CACHE_STATISTICS"))
         if (cache is not None or redis is not None) and s["op_timeout"] is not None \
                 and s["op_timeout"] != self._settings["op_timeout"]:
             raise TypeError("REGION_CACHE_OP_TIMEOUT cannot apply to the cache= or redis= "
@@ -1003,16 +1109,17 @@ class _RegionGuard(Guard):
     on the entry's server, in the same round trip.
 
     Statistics (when the registry's ``statistics`` is true at the call):
-    two counters per function in the region's statistics hash
-    (``<namespace>pyredcache:stats:<region>``, see
-    :data:`pyredcache.cache.STATS_PREFIX`), both integers, incremented with
-    HINCRBY (atomic, so exact across threads and processes):
+    two counters per function and region
+    (``<namespace>pyredcache:stats:{<region>}:<function>:calls`` and
+    ``:misses``, see :data:`pyredcache.cache.STATS_PREFIX`), Redis
+    integers incremented with INCR (atomic, so exact across threads and
+    processes):
 
-    * ``<function>:calls``: +1 per decorated call, sent in ONE pipeline
+    * ``...:calls``: +1 per decorated call, sent in ONE pipeline
       with the lookup's GET (on a :class:`~pyredcache.CacheCluster` each
       command goes to its key's server, servers in parallel): a hit costs
       no extra round trip;
-    * ``<function>:misses``: +1 per call that runs the function (no entry,
+    * ``...:misses``: +1 per call that runs the function (no entry,
       a stale or unreadable one, or a wait for the lock holder that timed
       out), sent in the pipeline of the write that stores the result; a
       call whose result is not stored (a bypass value) or that raises sends
@@ -1024,7 +1131,7 @@ class _RegionGuard(Guard):
 
     def __init__(self, cache: BaseCache, expires: float, redis_expiration: float,
                  keyset: bytes, regionset: bytes, registry: "RegionRegistry | None" = None,
-                 statskey: bytes | None = None, function: str = "") -> None:
+                 counters: tuple | None = None) -> None:
         if redis_expiration > expires:
             expire, stale_ttl = expires, redis_expiration - expires
         else:  # Redis drops the entry first: no stale window
@@ -1035,14 +1142,8 @@ class _RegionGuard(Guard):
         self.regionset = regionset
         self.track_ttl = max(1, math.ceil(redis_expiration))
         self.registry = registry
-        self.statskey = statskey
-        function_bytes = function.encode("utf-8")
-        self.calls_field = function_bytes + STATS_CALLS.encode("ascii")
-        self.misses_field = function_bytes + STATS_MISSES.encode("ascii")
-        self._count_calls = (("HINCRBY", statskey, self.calls_field, 1)
-                             if statskey is not None else None)
-        self._count_miss = (("HINCRBY", statskey, self.misses_field, 1)
-                            if statskey is not None else None)
+        # (INCR calls, INCR misses), or None: nothing to count
+        self._count_calls, self._count_miss = counters if counters else (None, None)
 
     def _counting(self) -> bool:
         registry = self.registry
@@ -1075,10 +1176,10 @@ class _RegionGuard(Guard):
                 commands.append(self._count_miss)
             _check_replies(self.client.pipeline_execute(commands))
             return value
-        # The entry and its key sets stay on the entry's server; the stats
-        # hash may live on another: one pipeline per server, in parallel.
+        # The entry and its key sets stay on the entry's server; the miss
+        # counter may live on another: one pipeline per server, in parallel.
         server = sharded(key)
-        stats_server = sharded(self.statskey) if count else server
+        stats_server = sharded(self._count_miss[1]) if count else server
         if stats_server is server:
             if count:
                 commands.append(self._count_miss)
@@ -1094,7 +1195,7 @@ class _RegionGuard(Guard):
 
     def lookup(self, key: bytes) -> bytes | None:
         """:meth:`Guard.lookup`, which also counts the call when statistics
-        are on: GET and HINCRBY in one pipeline (one round trip)."""
+        are on: GET and INCR in one pipeline (one round trip)."""
         if not self._counting():
             return self.client.get(key)
         raw, _ = _check_replies(self.client.pipeline_execute([("GET", key),
@@ -1158,8 +1259,8 @@ class _RegionFunction:
             builder = make_key_builder(self.f, self.key_prefix, False,
                                        namespace=cache.namespace, core=cache._core)
             guard = _RegionGuard(cache, settings[0], settings[1], keyset, region_key,
-                                 registry, stats_key(cache.namespace, self.region),
-                                 self.namespace)
+                                 registry, _counters(cache.namespace, self.region,
+                                                     self.namespace))
             state = self._state = _RegionState(cache, settings, builder, guard)
         return state
 
@@ -1183,7 +1284,7 @@ class RegionRegistry:
         in retools; may be changed at any time, read at each call).  True:
         each call of a decorated function counts, in Redis, in the same
         round trip as its lookup, one call of that function in its region's
-        statistics hash, and each call that runs the function one miss, in
+        counters, and each call that runs the function one miss, in
         the round trip of the write of its result (see
         :class:`_RegionGuard`); read them with
         :meth:`pyredcache.BaseCache.stats` or ``python -m pyredcache stats``.

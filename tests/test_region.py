@@ -585,3 +585,25 @@ def test_readme_examples(impl, redis_server, redis_url):
     region("abc.xyz")["k"] = 1
     exec(nesting, {"region": region})
     assert "k" not in region("abc") and "k" not in region("abc.xyz")
+
+
+# -- docs/regions.rst -----------------------------------------------------------------
+
+REGIONS_DOC = Path(__file__).resolve().parent.parent / "docs" / "regions.rst"
+
+
+def test_docs_regions_page_runs(impl, redis_url, monkeypatch):
+    """The user guide's examples, as doctests, against the session server."""
+    import doctest
+
+    from pyredcache.region import default_registry
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    saved = (default_registry.regions, default_registry._cache, default_registry.statistics)
+    default_registry.regions, default_registry._cache = {}, None
+    try:
+        result = doctest.testfile(str(REGIONS_DOC), module_relative=False, globs={},
+                                  optionflags=doctest.ELLIPSIS, report=True, verbose=False)
+    finally:
+        default_registry.regions, default_registry._cache, default_registry.statistics = saved
+    assert result.failed == 0
+    assert result.attempted >= 40

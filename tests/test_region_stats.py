@@ -1,5 +1,6 @@
-"""Region statistics (retools' face): hits and misses per region and
-function, counted in Redis in the lookup's round trip; ``cache.stats()``;
+"""Region statistics (retools' face, and region_cache's with
+``RegionCache(statistics=True)``): hits and misses per region and function,
+counted in Redis in the lookup's round trip; ``cache.stats()``;
 ``python -m pyredcache stats``.  Against real servers."""
 
 from __future__ import annotations
@@ -10,14 +11,22 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
+from conftest import RedisServer
 
 from pyredcache import Cache, CacheCluster
-from pyredcache.cache import STATS_PREFIX, stats_key
+from pyredcache.cache import STATS_PREFIX, stats_keys
 from pyredcache.clients.shards import ShardedClient
-from pyredcache.region import CacheRegion, RegionRegistry, default_registry
+from pyredcache.region import (
+    LOOKUPS,
+    CacheRegion,
+    RegionCache,
+    RegionRegistry,
+    default_registry,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULE = __name__
@@ -63,8 +72,10 @@ def test_hits_and_misses_per_region_and_function(cache, redis_server):
     }
     # which functions a region holds: the field names of its hash, in Redis
     raw = redis_server.client()
-    assert sorted(raw.hkeys(stats_key("", "short"))) == [
-        (fname(f) + ":calls").encode(), (fname(f) + ":misses").encode()]
+    assert sorted(raw.keys(STATS_PREFIX + "{short}:*")) == [
+        (STATS_PREFIX + "{short}:" + fname(f) + ":calls").encode(),
+        (STATS_PREFIX + "{short}:" + fname(f) + ":misses").encode()]
+    assert stats_keys("", "short", fname(f)) == tuple(sorted(raw.keys(STATS_PREFIX + "{short}:*")))
     assert fname(g) == MODULE + ".make_counted.<locals>.work engine"
 
 
@@ -96,7 +107,7 @@ def test_a_hit_is_one_round_trip_and_a_miss_costs_nothing_more(cache, redis_serv
     f_on(0)  # a hit
     assert counts == {"pipeline_execute": 1}
     stats = raw.info("commandstats")
-    assert stats["cmdstat_get"]["calls"] == 1 and stats["cmdstat_hincrby"]["calls"] == 1
+    assert stats["cmdstat_get"]["calls"] == 1 and stats["cmdstat_incr"]["calls"] == 1
     # a miss makes as many round trips with statistics as without
     counts.clear()
     f_on(1)
@@ -119,7 +130,7 @@ def test_statistics_off_costs_nothing(cache, redis_server):
     for x in [1, 1, 2]:
         f(x)
     f(1)
-    assert "cmdstat_hincrby" not in raw.info("commandstats")
+    assert "cmdstat_incr" not in raw.info("commandstats")
     assert cache.stats() == {}
     counts.clear()
     f(1)  # a hit: the plain GET of before
@@ -127,11 +138,11 @@ def test_statistics_off_costs_nothing(cache, redis_server):
     # turned on and off again at run time, as retools' CacheRegion.statistics
     registry.statistics = True
     f(1)
-    assert raw.info("commandstats")["cmdstat_hincrby"]["calls"] == 1
+    assert raw.info("commandstats")["cmdstat_incr"]["calls"] == 1
     registry.statistics = False
     raw.config_resetstat()
     f(1), f(5)
-    assert "cmdstat_hincrby" not in raw.info("commandstats")
+    assert "cmdstat_incr" not in raw.info("commandstats")
     assert cache.stats() == {"r": {fname(f): {"hits": 1, "misses": 0}}}
 
 
@@ -157,7 +168,7 @@ def test_statistics_default_on_and_cache_region_switch(cache, redis_server):
         assert default_registry.statistics is False
         redis_server.client().config_resetstat()
         slow(1), slow(2)
-        assert "cmdstat_hincrby" not in redis_server.client().info("commandstats")
+        assert "cmdstat_incr" not in redis_server.client().info("commandstats")
     finally:
         (default_registry.regions, default_registry._cache,
          default_registry.statistics) = saved
@@ -205,7 +216,7 @@ def test_namespace_and_names_with_colons(impl, redis_server):
     registry.add_region("r:x", 60)
     f, _ = make_counted(registry, "r:x", "a:b", "calls")
     f(1), f(1), f(1)
-    assert redis_server.client().exists("app[1]*:" + STATS_PREFIX + "r:x")
+    assert redis_server.client().exists(*stats_keys("app[1]*:", "r:x", fname(f))) == 2
     assert spaced.stats() == {"r:x": {fname(f): {"hits": 2, "misses": 1}}}
     assert fname(f).endswith(" a:b calls")
     assert plain.stats() == {}  # another namespace's statistics are not this cache's
@@ -280,9 +291,9 @@ def test_cache_cluster_counts_on_the_stats_keys_shard(impl, shards, monkeypatch)
     registry.add_region("r", 60)
     f, runs = make_counted(registry, "r")
     router = cluster.client.router
-    stats_host = router.get_host_for_key(stats_key("", "r"))
+    stats_host = router.get_host_for_key(stats_keys("", "r", fname(f))[0])  # the calls counter
     info = f.__pyredcache_region__
-    # an argument whose entry lives on another host than the stats hash
+    # an argument whose entry lives on another host than the calls counter
     x = next(i for i in range(100)
              if router.get_host_for_key(info.state().builder((i,), {})) != stats_host)
     entry_host = router.get_host_for_key(info.state().builder((x,), {}))
@@ -297,10 +308,10 @@ def test_cache_cluster_counts_on_the_stats_keys_shard(impl, shards, monkeypatch)
     for s in shards:
         s.client().config_resetstat()
     assert f(x) == ("v", x)  # a hit: the two hosts at once, one pipeline each
-    assert calls == [{entry_host: ["GET"], stats_host: ["HINCRBY"]}]
+    assert calls == [{entry_host: ["GET"], stats_host: ["INCR"]}]
     assert shards[entry_host].client().info("commandstats")["cmdstat_get"]["calls"] == 1
-    assert "cmdstat_hincrby" not in shards[entry_host].client().info("commandstats")
-    assert shards[stats_host].client().info("commandstats")["cmdstat_hincrby"]["calls"] == 1
+    assert "cmdstat_incr" not in shards[entry_host].client().info("commandstats")
+    assert shards[stats_host].client().info("commandstats")["cmdstat_incr"]["calls"] == 1
     for i in range(40):
         f(i), f(i)
     assert len(runs) == 40
@@ -357,3 +368,226 @@ def test_cli_stats_empty_and_unreachable(redis_url):
     assert out.returncode == 1 and "--url" in out.stderr
     out = run_cli("--help")
     assert out.returncode == 0 and "stats" in out.stdout
+
+
+# -- region_cache's face: RegionCache(statistics=True) -------------------------------
+
+
+
+@pytest.fixture
+def regions(impl, redis_server):
+    redis_server.client().flushdb()
+    return RegionCache(host=redis_server.host, port=redis_server.port, statistics=True)
+
+
+def _triple(x):
+    return x * 3
+
+
+def test_region_lookups_and_cached_functions_are_counted(regions, redis_server):
+    users = regions.region("users")
+    admins = regions.region("users.admins")
+    users["a"] = 1
+    assert users["a"] == 1                       # hit
+    with pytest.raises(KeyError):
+        users["b"]                               # miss (nothing stored)
+    assert users.get("b", "dflt") == "dflt"      # miss
+    assert users.get_or_compute("c", lambda: 3) == 3   # miss, stored
+    assert users.get_or_compute("c", lambda: 4) == 3   # hit
+    assert "a" in users and "zz" not in users    # HEXISTS: not a lookup
+    tripled = admins.cached(_triple)
+    named = admins.cached(key_prefix="thrice")(_triple)
+    assert [tripled(2), tripled(2), tripled(5), named(1)] == [6, 6, 15, 3]
+    assert regions.cache.stats() == {
+        "root.users": {LOOKUPS: {"hits": 2, "misses": 3}},
+        "root.users.admins": {MODULE + "._triple": {"hits": 1, "misses": 2},
+                              "thrice": {"hits": 0, "misses": 1}},
+    }
+    raw = redis_server.client()
+    # the counters carry the region's own hash tag
+    calls, misses = stats_keys("", "root.users", LOOKUPS)
+    assert calls == (STATS_PREFIX + "{root.users}:[key]:calls").encode()
+    assert users.key == "{root.users}"  # one hash tag: one Redis Cluster slot
+    assert raw.mget(calls, misses) == [b"5", b"3"]
+    # invalidation drops the entries, not the counts
+    users.invalidate()
+    assert regions.cache.stats()["root.users"] == {LOOKUPS: {"hits": 2, "misses": 3}}
+
+
+def test_region_hit_is_one_round_trip_and_a_miss_adds_none(regions, redis_server):
+    r = regions.region("r")
+    plain = RegionCache(host=redis_server.host, port=redis_server.port).region("p")
+    r["k"] = plain["k"] = 1
+    raw = redis_server.client()
+    counts: dict = {}
+    spy(r._backend.client, counts)
+    raw.config_resetstat()
+    assert r["k"] == 1
+    assert counts == {"pipeline_execute": 1}
+    stats = raw.info("commandstats")
+    assert stats["cmdstat_hget"]["calls"] == 1 and stats["cmdstat_incr"]["calls"] == 1
+    # get_or_compute's miss: its counter rides in the write's round trip
+    counts.clear()
+    assert r.get_or_compute("new", lambda: 2) == 2
+    assert counts == {"pipeline_execute": 2}
+    plain_counts: dict = {}
+    spy(plain._backend.client, plain_counts)
+    assert plain.get_or_compute("new", lambda: 2) == 2
+    assert sum(plain_counts.values()) == 2
+    # a bare miss stores nothing: its counter goes alone (one more round trip)
+    counts.clear()
+    assert r.get("absent") is None
+    assert counts == {"pipeline_execute": 1, "execute_command": 1}
+    assert regions.cache.stats() == {"root.r": {LOOKUPS: {"hits": 1, "misses": 2}}}
+
+
+def test_region_statistics_off_by_default_cost_nothing(impl, redis_server):
+    redis_server.client().flushdb()
+    rc = RegionCache(host=redis_server.host, port=redis_server.port)
+    r = rc.region("r")
+    r["k"] = 1
+    raw = redis_server.client()
+    raw.config_resetstat()
+    counts: dict = {}
+    spy(r._backend.client, counts)
+    assert r["k"] == 1 and r.get("x") is None and r.get_or_compute("y", 2) == 2
+    assert r.cached(_triple)(1) == 3
+    assert "cmdstat_incr" not in raw.info("commandstats")
+    counts.clear()
+    r["k"]
+    assert counts == {"execute_command": 1}  # the plain HGET
+    assert rc.cache.stats() == {}
+
+
+def test_region_miss_that_raises_or_times_out(regions, server):
+    rc = RegionCache(host=server.host, port=server.port, statistics=True, op_timeout=0.3)
+    r = rc.region("r")
+
+    def boom():
+        raise RuntimeError("no")
+    with pytest.raises(RuntimeError):
+        r.get_or_compute("k", boom)  # it ran: a miss, though nothing is stored
+    # inside a transaction the miss counter is sent at once, not queued
+    with pytest.raises(ValueError):
+        with r:
+            r.get_or_compute("t", 1)
+            raise ValueError
+    assert "t" not in r
+    assert rc.cache.stats() == {"root.r": {LOOKUPS: {"hits": 0, "misses": 2}}}
+    server.pause()
+    try:  # a read that times out sends no miss counter: no second wait on a
+        # server that does not answer (the HINCRBY of its calls was sent,
+        # and the server runs it when it wakes: documented as best effort)
+        assert r.get_or_compute("k", "alt") == "alt"
+        with pytest.raises(KeyError):
+            r["k"]
+    finally:
+        server.resume()
+    assert rc.cache.stats()["root.r"][LOOKUPS]["misses"] == 2
+
+
+def test_region_counts_exact_under_threads(regions):
+    r = regions.region("t")
+    runs = []
+    lock = threading.Lock()
+
+    def compute(x):
+        with lock:
+            runs.append(x)
+        return x
+    cached = r.cached(key_prefix="work")(compute)
+    errors = []
+
+    def worker(t):
+        try:
+            for i in range(200):
+                assert cached((t + i) % 13) == (t + i) % 13
+                assert r.get_or_compute("shared", 7) == 7
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    stats = regions.cache.stats()["root.t"]
+    assert stats["work"]["hits"] + stats["work"]["misses"] == 1600
+    assert stats["work"]["misses"] == len(runs) and 13 <= len(runs) < 1600
+    assert stats[LOOKUPS]["hits"] + stats[LOOKUPS]["misses"] == 1600
+    assert 1 <= stats[LOOKUPS]["misses"] <= 8
+
+
+REGION_WORKER = textwrap.dedent("""
+    import sys
+    from pyredcache import RegionCache
+
+    host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    r = RegionCache(host=host, port=port, statistics=True).region("shared")
+    runs = 0
+    for i in range(n):
+        def compute(x=i % 19):
+            global runs
+            runs += 1
+            return x
+        assert r.get_or_compute(str(i % 19), compute) == i % 19
+    print(runs)
+""")
+
+
+def test_region_counts_exact_under_processes(impl, redis_server):
+    redis_server.client().flushdb()
+    n = 300
+    procs = [subprocess.Popen([sys.executable, "-c", REGION_WORKER, redis_server.host,
+                               str(redis_server.port), str(n)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=ROOT)
+             for _ in range(4)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, outs
+    runs = sum(int(out) for out, _ in outs)
+    assert Cache(redis_server.host, redis_server.port).stats() == {
+        "root.shared": {LOOKUPS: {"hits": 4 * n - runs, "misses": runs}}}
+    assert 19 <= runs < 4 * n
+
+
+def test_region_statistics_with_a_read_replica(impl, server):
+    """Reads go to the replica (rr_host), writes and counters to the
+    master; a counted hit is one round trip to each, at once."""
+    replica = RedisServer("--replicaof", server.host, str(server.port))
+    try:
+        rc = RegionCache(host=server.host, port=server.port, rr_host=replica.host,
+                         rr_port=replica.port, statistics=True)
+        r = rc.region("rr")
+        r["k"] = "v"
+        deadline = time.monotonic() + 10
+        while not replica.client().hexists(r.key, "k"):
+            assert time.monotonic() < deadline, "the replica never synced"
+            time.sleep(0.02)
+        replica.client().config_resetstat()
+        server.client().config_resetstat()
+        assert r["k"] == "v" and r.get("nope") is None
+        on_replica = replica.client().info("commandstats")
+        on_master = server.client().info("commandstats")
+        assert on_replica["cmdstat_hget"]["calls"] == 2
+        assert "cmdstat_hget" not in on_master
+        assert on_master["cmdstat_incr"]["calls"] == 3
+        assert rc.cache.stats() == {"root.rr": {LOOKUPS: {"hits": 1, "misses": 1}}}
+    finally:
+        replica.close()
+
+
+def test_region_statistics_flask_setting(impl, redis_server, redis_url):
+    import flask
+    rc = RegionCache()
+    on, off = flask.Flask("on"), flask.Flask("off")
+    on.config.update(REGION_CACHE_URL=redis_url, REGION_CACHE_STATISTICS=True)
+    off.config.update(REGION_CACHE_URL=redis_url)
+    rc.init_app(on)
+    rc.init_app(off)
+    with off.app_context():
+        rc.region("x").get("k")
+        assert rc.cache.stats() == {}
+    with on.app_context():
+        rc.region("x").get("k")
+        assert rc.cache.stats() == {"root.x": {LOOKUPS: {"hits": 0, "misses": 1}}}
