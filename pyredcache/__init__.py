@@ -31,6 +31,7 @@ from .exceptions import (
     WrongTypeError,
     InvalidSignature,
     PromiseError,
+    CircuitOpenError,
     ProtocolError,
     PyRedCacheError,
     ReplyTypeError,
@@ -39,6 +40,14 @@ from .exceptions import (
     TimeoutError,
 )
 from .lock import Lock, Redlock, synchronize
+from .managers import (
+    CacheManager,
+    default_cache,
+    get_current_connection,
+    pop_connection,
+    push_connection,
+    use_connection,
+)
 from .nextid import NextId
 from .region import (
     CacheRegion,
@@ -106,6 +115,12 @@ __all__ = [
     "cache_region",
     "invalidate_region",
     "invalidate_function",
+    "CacheManager",
+    "default_cache",
+    "use_connection",
+    "push_connection",
+    "pop_connection",
+    "get_current_connection",
     "ContextTimer",
     "BaseSerializer",
     "JSONSerializer",
@@ -115,6 +130,7 @@ __all__ = [
     "PyRedCacheError",
     "ConnectionError",
     "TimeoutError",
+    "CircuitOpenError",
     "ProtocolError",
     "ReplyTypeError",
     "ResponseError",

@@ -16,6 +16,7 @@ import decimal
 import functools
 import inspect
 import logging
+import time
 import uuid
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
@@ -26,7 +27,7 @@ from .clients.client import Client, set_command
 from .clients.routers import BaseRedisRouter
 from .clients.shards import ShardedClient
 from .clients.urls import DEFAULT_TIMEOUT, OPTIONS, options_doc, parse_url
-from .exceptions import ReplyTypeError, SerializationError
+from .exceptions import ConnectionError, ReplyTypeError, SerializationError
 from .serializers import BaseSerializer, NativeSerializer
 from .stampede import Guard
 
@@ -126,6 +127,17 @@ class BaseCache:
     :param bypass_values: return values the decorator hands back without
         storing, compared by type and equality (``bypass_values=[None]``
         does not cache ``None`` results but does cache ``0`` and ``False``).
+    :param ignore_errors: fail open (bool, default False; may be changed at
+        run time).  True: when Redis cannot be used (ConnectionError,
+        TimeoutError, :class:`~pyredcache.exceptions.CircuitOpenError`), a
+        read is a miss (``get`` returns its default, ``get_many`` None for
+        each key, a decorated function computes its result, a batch's
+        promises are resolved by computing) and a write a no-op (``set``,
+        ``delete``, ... return False); nothing is raised.  Error replies
+        (NOPERM, WRONGTYPE, ...) are raised all the same: a misconfigured
+        server must not look like a miss.  The outage is logged once by the
+        server's circuit breaker (see :mod:`pyredcache.clients.breaker`),
+        not once per call.  False: those errors are raised.
     """
 
     def __init__(
@@ -134,6 +146,7 @@ class BaseCache:
         serializer_cls: type[BaseSerializer] | None = None,
         default_expire: float | None = DEFAULT_EXPIRE,
         bypass_values: Iterable[Any] = (),
+        ignore_errors: bool = False,
     ) -> None:
         if namespace is not None and not isinstance(namespace, str):
             raise TypeError("namespace must be str or None, not %s" % type(namespace).__name__)
@@ -154,6 +167,8 @@ class BaseCache:
             set_command("k", b"", default_expire)  # validates: > 0 seconds
         self.default_expire = default_expire
         self.bypass_values = list(bypass_values)
+        self.ignore_errors = bool(ignore_errors)
+        self._quiet_until = 0.0
         self._core = _compat.core
         # The batch_mode() block open in this thread or task, if any.
         self._batch_var: contextvars.ContextVar = contextvars.ContextVar(
@@ -223,6 +238,43 @@ class BaseCache:
         self._reported.add(key)
         log.warning("pyredcache: treating %r as a miss: %s", key, exc)
 
+    def _failed_open(self, exc: ConnectionError) -> None:
+        """A call that could not use Redis failed open (ignore_errors).  The
+        servers' circuit breakers log the outage once; a client without one
+        (a user's own, or breaker_threshold=0) gets one warning a minute
+        from here."""
+        if _has_breakers(self.client):
+            return
+        now = time.monotonic()
+        if now >= self._quiet_until:
+            self._quiet_until = now + 60.0
+            log.warning("pyredcache: %r cannot use Redis (%s: %s): failing open, reads "
+                        "miss and writes are dropped (next warning in 60 s at most)",
+                        self, type(exc).__name__, exc)
+
+    def health(self) -> dict[str, Any]:
+        """The state of this cache's servers, as plain data::
+
+            {"ignore_errors": bool,
+             "servers": {name: {"address": str, "breaker": {...} or None}}}
+
+        one server named by its address for a :class:`Cache`, each host by
+        its name for a :class:`CacheCluster`; ``breaker`` is the circuit
+        breaker's :meth:`~pyredcache.clients.breaker.CircuitBreaker.health`
+        (``state``: closed/open/half-open, ``consecutive_failures``,
+        ``failures``, ``opened``, ``rejected``, ``retry_in`` and
+        ``down_for`` in seconds, ``last_error``), None for a client
+        without one (a user's own client).  Sends nothing to Redis."""
+        client = self.client
+        clients = getattr(client, "clients", None)
+        if isinstance(clients, dict):
+            servers = {str(name): c.health() for name, c in clients.items()}
+        elif callable(getattr(client, "health", None)):
+            servers = {client.address: client.health()}
+        else:
+            servers = {repr(client): {"address": repr(client), "breaker": None}}
+        return {"ignore_errors": self.ignore_errors, "servers": servers}
+
     def _bypass(self, value: Any) -> bool:
         for b in self.bypass_values:
             if type(b) is type(value) and (b is value or b == value):
@@ -241,10 +293,17 @@ class BaseCache:
         :class:`~pyredcache.serializers.SignedSerializer`), are a miss,
         logged once per key (the decorator then recomputes and overwrites
         the entry).  Raises ConnectionError/TimeoutError when Redis cannot
-        be reached.
+        be reached, unless ``ignore_errors`` (then: ``default``).
         """
         full = self._key(key)
-        return self._decode(full, self.client.get(full), default)
+        try:
+            raw = self.client.get(full)
+        except ConnectionError as exc:
+            if not self.ignore_errors:
+                raise
+            self._failed_open(exc)
+            return default
+        return self._decode(full, raw, default)
 
     def set(self, key: str | bytes, value: Any, expire: float | None = None) -> bool:
         """Store value at key for ``expire`` seconds (``default_expire`` when
@@ -252,15 +311,53 @@ class BaseCache:
 
         Raises :class:`~pyredcache.exceptions.SerializationError` naming the
         type when the value cannot be encoded; nothing is written then.
+        With ``ignore_errors``, False when Redis cannot be used.
         """
         data = self.serializer.dumps(value)
-        return self.client.execute_command(
-            *set_command(self._key(key), data, self._expire(expire))
-        ) == b"OK"
+        command = set_command(self._key(key), data, self._expire(expire))
+        try:
+            return self.client.execute_command(*command) == b"OK"
+        except ConnectionError as exc:
+            return self._write_failed(exc)
+
+    def _mget_failed_open(self, keys: list, exc: ConnectionError) -> list:
+        """The raw values of keys after an MGET failed (ignore_errors): on
+        client-side shards, what the hosts that answer have (one dead host
+        costs only its keys); else None for each."""
+        self._failed_open(exc)
+        partial = getattr(self.client, "mget_partial", None)
+        if partial is None:
+            return [None] * len(keys)
+        try:
+            raws, _ = partial(keys)
+        except ConnectionError:
+            return [None] * len(keys)
+        return raws
+
+    def _write_failed(self, exc: ConnectionError) -> bool:
+        if not self.ignore_errors:
+            raise exc
+        self._failed_open(exc)
+        return False
 
     def delete(self, key: str | bytes) -> bool:
-        """Delete key; True when it existed."""
-        return self.client.delete(self._key(key)) == 1
+        """Delete key; True when it existed.  With ``ignore_errors``, False
+        when Redis cannot be used, and a warning naming the key is logged
+        every time (not once per outage): a lost deletion can serve stale
+        data once Redis is back."""
+        full = self._key(key)
+        try:
+            return self.client.delete(full) == 1
+        except ConnectionError as exc:
+            return self._delete_failed(exc, [full])
+
+    def _delete_failed(self, exc: ConnectionError, keys: list) -> bool:
+        if not self.ignore_errors:
+            raise exc
+        log.warning("pyredcache: %d key(s) NOT deleted, Redis cannot be used (%s: %s): %s",
+                    len(keys), type(exc).__name__, exc,
+                    ", ".join(repr(k) for k in keys[:5]) + (", ..." if len(keys) > 5 else ""))
+        return False
 
     def get_many(self, *keys: str | bytes) -> list:
         """Return the values of keys in order, ``None`` for each miss (an
@@ -277,7 +374,12 @@ class BaseCache:
         except TypeError:  # bytes keys, or a bad key: _key encodes or raises
             key = self._key
             full = [key(k) for k in keys]
-        raws = self.client.mget(full)
+        try:
+            raws = self.client.mget(full)
+        except ConnectionError as exc:
+            if not self.ignore_errors:
+                raise
+            raws = self._mget_failed_open(full, exc)
         loads = self.serializer.loads
         try:
             values = [None if raw is None else loads(raw) for raw in raws]
@@ -313,16 +415,22 @@ class BaseCache:
         ex = self._expire(expire)
         dumps = self.serializer.dumps
         commands = [set_command(self._key(k), dumps(v), ex) for k, v in mapping.items()]
-        replies = self.client.pipeline_execute(commands)
+        try:
+            replies = self.client.pipeline_execute(commands)
+        except ConnectionError as exc:
+            return self._write_failed(exc)
         return all(r == b"OK" for r in replies)
 
     def delete_many(self, *keys: str | bytes) -> bool:
         """Delete keys in one round trip (DEL); True when every one of them
-        existed."""
+        existed (``ignore_errors``: as :meth:`delete`)."""
         if not keys:
             return True
         full = {self._key(k) for k in keys}
-        return self.client.delete(*full) == len(full)
+        try:
+            return self.client.delete(*full) == len(full)
+        except ConnectionError as exc:
+            return self._delete_failed(exc, sorted(full))
 
     # -- the decorator -----------------------------------------------------------
 
@@ -388,7 +496,11 @@ class BaseCache:
         returned but not stored.  A result that cannot be serialized raises
         SerializationError (the function ran; nothing was stored).  A stored
         value that cannot be decoded, or whose signature does not check, is
-        a miss: logged once per key, recomputed and overwritten.
+        a miss: logged once per key, recomputed and overwritten.  When
+        Redis cannot be used the call raises ConnectionError/TimeoutError,
+        or with the cache's ``ignore_errors`` computes and returns the
+        result (an error the function itself raises is never swallowed,
+        and the function never runs twice for one call).
         """
         if key_prefix is not None and not isinstance(key_prefix, str):
             raise TypeError("key_prefix must be str or None")
@@ -405,6 +517,7 @@ class BaseCache:
             bypass = self._bypass
             report = self._report
             current_batch = self._batch_var.get
+            cache = self
             if lock or stale_ttl is not None or beta is not None:
                 guard = Guard(client, serializer, bypass, report, ex, lock, lock_timeout,
                               stale_ttl, beta)
@@ -415,6 +528,8 @@ class BaseCache:
                     batch = current_batch()
                     if batch is not None:
                         return batch.add(key, f, args, kwargs, ex, guard)
+                    if cache.ignore_errors:
+                        return fail_open_call(guard, cache, key, f, args, kwargs)
                     return guard.call(key, f, args, kwargs)
 
                 guarded.__pyredcache__ = _Decorated(self, builder)  # type: ignore[attr-defined]
@@ -426,7 +541,13 @@ class BaseCache:
                 batch = current_batch()
                 if batch is not None:
                     return batch.add(key, f, args, kwargs, ex)
-                raw = client.get(key)
+                try:
+                    raw = client.get(key)
+                except ConnectionError as exc:
+                    if not cache.ignore_errors:
+                        raise
+                    cache._failed_open(exc)
+                    return f(*args, **kwargs)
                 if raw is not None:
                     try:
                         return loads(raw)
@@ -437,7 +558,10 @@ class BaseCache:
                                                                  exc) from None
                 rv = f(*args, **kwargs)
                 if not bypass(rv):
-                    client.execute_command(*set_command(key, dumps(rv), ex))
+                    try:
+                        client.execute_command(*set_command(key, dumps(rv), ex))
+                    except ConnectionError as exc:
+                        cache._write_failed(exc)
                 return rv
 
             wrapper.__pyredcache__ = _Decorated(self, builder)  # type: ignore[attr-defined]
@@ -475,8 +599,23 @@ class BaseCache:
     def _batch_io(self) -> BatchIO:
         """What a batch of this cache needs (see :class:`~pyredcache.batch.BatchIO`)."""
         client = self.client
-        return BatchIO(client.mget, client.pipeline_execute, self.serializer, self._bypass,
-                       self._report, self._core.Promise)
+
+        def fetch(keys: list) -> list:
+            try:
+                return client.mget(keys)
+            except ConnectionError as exc:
+                if not self.ignore_errors:
+                    raise
+                return self._mget_failed_open(keys, exc)
+
+        def store(commands: list) -> list:
+            try:
+                return client.pipeline_execute(commands)
+            except ConnectionError as exc:
+                self._write_failed(exc)
+                return []
+        return BatchIO(fetch, store, self.serializer, self._bypass, self._report,
+                       self._core.Promise)
 
     def invalidate(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
         """Delete the cached result of ``func(*args, **kwargs)``.
@@ -485,12 +624,18 @@ class BaseCache:
         Arguments are bound as for the call, so any spelling of the same
         call (positional or keyword) invalidates the same entry.  Returns
         True when an entry was deleted.  Raises TypeError when func is not
-        decorated by this cache.
+        decorated by this cache.  When Redis cannot be used: raises, or
+        with ``ignore_errors`` returns False and logs a warning naming the
+        key each time (as :meth:`delete`).
         """
         info = getattr(func, "__pyredcache__", None)
         if not isinstance(info, _Decorated) or info.cache is not self:
             raise TypeError("%r is not a function decorated by this cache" % (func,))
-        return self.client.delete(info.builder(args, kwargs)) == 1
+        key = info.builder(args, kwargs)
+        try:
+            return self.client.delete(key) == 1
+        except ConnectionError as exc:
+            return self._delete_failed(exc, [key])
 
     def stats(self) -> dict[str, dict[str, dict[str, int]]]:
         """Hit and miss counts of the cache regions stored in this cache.
@@ -537,6 +682,43 @@ class BaseCache:
                      for function, (calls, misses) in sorted(functions.items())}
             for region, functions in sorted(counts.items())
         }
+
+
+def _has_breakers(client: Any) -> bool:
+    """Whether every server of client has a circuit breaker (which logs its
+    outages)."""
+    clients = getattr(client, "clients", None)
+    if isinstance(clients, dict):
+        return all(getattr(c, "breaker", None) is not None for c in clients.values())
+    return getattr(client, "breaker", None) is not None
+
+
+_RAN = object()
+
+
+def fail_open_call(guard: Guard, cache: BaseCache, key: bytes, f: Callable[..., Any],
+                   args: tuple, kwargs: dict) -> Any:
+    """``guard.call`` failing open (``ignore_errors``): a ConnectionError
+    from Redis before the function ran computes the result; one after it
+    returned (storing it failed) returns the result; one the function
+    itself raised propagates.  The function never runs twice."""
+    state: list = []
+
+    def run(*a: Any, **kw: Any) -> Any:
+        state.append(_RAN)
+        value = f(*a, **kw)
+        state.append(value)
+        return value
+    try:
+        return guard.call(key, run, args, kwargs)
+    except ConnectionError as exc:
+        if not state:  # Redis failed before the function ran
+            cache._failed_open(exc)
+            return f(*args, **kwargs)
+        if len(state) == 2:  # it returned; storing its result failed
+            cache._failed_open(exc)
+            return state[1]
+        raise  # the function itself raised it
 
 
 class _Decorated:
@@ -690,6 +872,11 @@ class Cache(BaseCache):
         through which the cache then sends its commands; the codec and
         the key builder still do their work.  Giving it together with a
         connection option raises TypeError.
+    :param ignore_errors: fail open (keyword only, bool, default False):
+        with Redis unreachable, reads are misses and writes no-ops, nothing
+        is raised (see :class:`BaseCache`).  The circuit breaker
+        (``breaker_threshold``, ``breaker_cooldown``) makes each call of an
+        outage cost microseconds instead of a timeout.
 
     :meth:`get_client` returns a redis-py ``redis.Redis`` for the same
     server (rc's API: the whole Redis command set); the cache's own
@@ -716,9 +903,13 @@ class Cache(BaseCache):
         socket_connect_timeout: float | None = OPTIONS["socket_connect_timeout"].default,
         busy_poll: int | None = OPTIONS["busy_poll"].default,
         max_idle_connections: int = OPTIONS["max_idle_connections"].default,
+        breaker_threshold: int = OPTIONS["breaker_threshold"].default,
+        breaker_cooldown: float = OPTIONS["breaker_cooldown"].default,
         redis: Any = None,
+        ignore_errors: bool = False,
     ) -> None:
-        super().__init__(namespace, serializer_cls, default_expire, bypass_values)
+        super().__init__(namespace, serializer_cls, default_expire, bypass_values,
+                         ignore_errors)
         options = dict(redis_options or {})
         unknown = set(options) - set(_KEYWORD_OPTIONS)
         if unknown:
@@ -729,7 +920,8 @@ class Cache(BaseCache):
         keywords = dict(
             unix_socket_path=unix_socket_path, username=username,
             socket_connect_timeout=socket_connect_timeout, busy_poll=busy_poll,
-            max_idle_connections=max_idle_connections,
+            max_idle_connections=max_idle_connections, breaker_threshold=breaker_threshold,
+            breaker_cooldown=breaker_cooldown,
         )
         for name, value in keywords.items():
             if name in options and value != OPTIONS[name].default \
@@ -874,6 +1066,12 @@ class CacheCluster(BaseCache):
         single-key one.  None waits for ever (not recommended).
     :param bypass_values: results the decorator does not store.
 
+    :param ignore_errors: fail open (bool, default False; see
+        :class:`BaseCache`): a host that cannot be used makes its keys
+        misses and its writes no-ops.  Each host has its own circuit
+        breaker (``pool_options={"breaker_threshold": ...,
+        "breaker_cooldown": ...}``).
+
     A server that is down or times out raises
     :class:`~pyredcache.exceptions.ConnectionError` (TimeoutError is one)
     whose message names the host; the other servers' connections stay
@@ -894,8 +1092,10 @@ class CacheCluster(BaseCache):
         max_concurrency: int = 64,
         poller_timeout: float | None = DEFAULT_TIMEOUT,
         bypass_values: Iterable[Any] = (),
+        ignore_errors: bool = False,
     ) -> None:
-        super().__init__(namespace, serializer_cls, default_expire, bypass_values)
+        super().__init__(namespace, serializer_cls, default_expire, bypass_values,
+                         ignore_errors)
         # Built now so bad options fail here (see Cache.__init__).
         client = ShardedClient(
             hosts, router_cls=router_cls, router_options=router_options, pool_cls=pool_cls,

@@ -11,6 +11,7 @@ __all__ = [
     "PyRedCacheError",
     "ConnectionError",
     "TimeoutError",
+    "CircuitOpenError",
     "ProtocolError",
     "ReplyTypeError",
     "ResponseError",
@@ -55,6 +56,13 @@ class TimeoutError(ConnectionError):  # noqa: A001
     the server could not be used, and ``except ConnectionError`` handles
     a dead server and a silent one alike.
     """
+
+
+class CircuitOpenError(ConnectionError):
+    """The server failed too many times in a row and its circuit breaker is
+    open: the call was refused at once, without dialling (see
+    :mod:`pyredcache.clients.breaker`).  It is a :class:`ConnectionError`,
+    so ``ignore_errors=True`` turns it into a miss like any other."""
 
 
 class ProtocolError(ConnectionError):

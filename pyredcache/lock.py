@@ -683,7 +683,8 @@ class Lock:
 
     ``Lock(key, expires=60, timeout=10, redis=None)``::
 
-        with Lock("a_key", expires=60, timeout=10) as lock:
+        with Lock("a_key", expires=60, timeout=10,
+                  redis="redis://localhost:6379/0") as lock:
             ...  # one at a time
 
     * ``key`` (str or bytes): the Redis key, used as is.

@@ -59,6 +59,7 @@ from .cache import (
     BaseCache,
     Cache,
     CacheCluster,
+    fail_open_call,
     function_name,
     make_key_builder,
     stats_keys,
@@ -68,6 +69,7 @@ from .clients.scripts import Script
 from .clients.urls import DEFAULT_TIMEOUT, parse_url
 from .exceptions import (
     CacheConfigurationError,
+    ConnectionError,
     ResponseError,
     SerializationError,
     TimeoutError,
@@ -179,19 +181,32 @@ class _Backend:
 
     # -- reads that may time out ------------------------------------------------
 
+    def tolerated(self, exc: ConnectionError, what: Any) -> bool:
+        """Whether a command that failed with exc is a miss (a read) or a
+        no-op (a write) instead of an error: always when the cache fails
+        open (``ignore_errors``); for a TimeoutError unless
+        raise_on_timeout."""
+        if self.cache.ignore_errors:
+            self.cache._failed_open(exc)
+            return True
+        if isinstance(exc, TimeoutError) and not self.raise_on_timeout:
+            self._timed_out(what)
+            return True
+        return False
+
     def read(self, *command: Any) -> Any:
-        """Run a read; on TimeoutError return NO_VALUE (a miss) unless
-        raise_on_timeout.  Within timeout_backoff seconds of a timeout,
+        """Run a read; NO_VALUE (a miss) when it failed and that is
+        :meth:`tolerated`.  Within timeout_backoff seconds of a timeout,
         reads are misses without asking Redis."""
-        if self.raise_on_timeout:
-            return self.read_client.execute_command(*command)
-        if self._down_until and time.monotonic() < self._down_until:
+        if self._down_until and not self.raise_on_timeout \
+                and time.monotonic() < self._down_until:
             return NO_VALUE
         try:
             return self.read_client.execute_command(*command)
-        except TimeoutError:
-            self._timed_out(command[0])
-            return NO_VALUE
+        except ConnectionError as exc:
+            if self.tolerated(exc, command[0]):
+                return NO_VALUE
+            raise
 
     def read_counted(self, command: tuple, count: tuple) -> Any:
         """:meth:`read`, and ``count`` (an INCR) in the same round trip:
@@ -212,11 +227,10 @@ class _Backend:
                     if isinstance(result, BaseException):
                         raise result
                 [reply], [counted] = results
-        except TimeoutError:
-            if self.raise_on_timeout:
-                raise
-            self._timed_out(command[0])
-            return NO_VALUE
+        except ConnectionError as exc:
+            if self.tolerated(exc, command[0]):
+                return NO_VALUE
+            raise
         if isinstance(reply, ResponseError):
             raise reply
         if isinstance(counted, ResponseError):
@@ -224,14 +238,13 @@ class _Backend:
         return reply
 
     def count(self, count: tuple) -> None:
-        """Send one INCR alone (a miss no write follows); a timeout is
-        logged, not raised, unless raise_on_timeout."""
+        """Send one INCR alone (a miss no write follows); a failure is
+        logged, not raised, when :meth:`tolerated`."""
         try:
             self.client.execute_command(*count)
-        except TimeoutError:
-            if self.raise_on_timeout:
+        except ConnectionError as exc:
+            if not self.tolerated(exc, count[0]):
                 raise
-            self._timed_out(count[0])
 
     def _timed_out(self, name: Any) -> None:
         log.warning("pyredcache: region read %s timed out; treated as a miss", name)
@@ -618,10 +631,16 @@ return deleted
         extra = self._expiry() + (self._links if link else [])
         if count is not None:
             extra.append(count)
-        if not extra:
-            return self._backend.client.execute_command(*commands[0]) if len(commands) == 1 \
-                else _check_replies(self._backend.client.pipeline_execute(commands))[0]
-        return _check_replies(self._backend.client.pipeline_execute(commands + extra))[0]
+        client = self._backend.client
+        try:
+            if not extra and len(commands) == 1:
+                return client.execute_command(*commands[0])
+            return _check_replies(client.pipeline_execute(commands + extra))[0]
+        except ConnectionError as exc:
+            if self._backend.cache.ignore_errors:  # fail open: the write is dropped
+                self._backend.cache._failed_open(exc)
+                return None
+            raise
 
     def __setitem__(self, key: Any, value: Any) -> None:
         field = _field(key)
@@ -657,8 +676,16 @@ return deleted
         every process misses on all of them at once).  Returns the number
         of Redis keys deleted.  Not queued by a ``with`` block.  Raises
         ConnectionError/TimeoutError when Redis cannot be reached."""
-        return self._INVALIDATE(self._backend.client, (self._hash, self._children),
-                                (self._backend.prefix,))
+        try:
+            return self._INVALIDATE(self._backend.client, (self._hash, self._children),
+                                    (self._backend.prefix,))
+        except ConnectionError as exc:
+            if self._backend.cache.ignore_errors:
+                self._backend.cache._failed_open(exc)
+                log.warning("pyredcache: region %s was not invalidated: Redis cannot be "
+                            "used (%s: %s)", self.name, type(exc).__name__, exc)
+                return 0
+            raise
 
     def invalidate_on(self, *signals: Any) -> None:
         """Invalidate this region whenever one of ``signals`` is sent:
@@ -709,7 +736,13 @@ return deleted
         if txn.failed or not txn.commands:
             return
         commands = txn.commands + self._expiry() + (self._links if txn.link else [])
-        replies = self._backend.client.pipeline_execute([("MULTI",), *commands, ("EXEC",)])
+        try:
+            replies = self._backend.client.pipeline_execute([("MULTI",), *commands, ("EXEC",)])
+        except ConnectionError as err:
+            if self._backend.cache.ignore_errors:  # fail open: the transaction is dropped
+                self._backend.cache._failed_open(err)
+                return
+            raise
         _check_replies(replies)
         if replies[-1] is None:
             raise ResponseError("the region transaction was aborted")
@@ -792,6 +825,13 @@ class RegionCache:
         otherwise exact across threads and processes.  Read them
         with :meth:`pyredcache.Cache.stats` or ``python -m pyredcache
         stats``.  Off, a lookup is the plain HGET.
+    :param ignore_errors: fail open (bool, default False): when Redis
+        cannot be used (ConnectionError, TimeoutError, an open circuit
+        breaker), reads are misses and writes, transactions and
+        invalidations are dropped (logged), nothing raised; error replies
+        still raise.  With ``cache=``, the cache's own ``ignore_errors``
+        applies (giving True here with a cache that is not failing open
+        raises TypeError).  Flask config ``REGION_CACHE_IGNORE_ERRORS``.
 
     Nothing connects at construction: the first command does.
     """
@@ -815,6 +855,7 @@ class RegionCache:
         cache: BaseCache | None = None,
         redis: Any = None,
         statistics: bool = False,
+        ignore_errors: bool = False,
         **kwargs: Any,
     ) -> None:
         if args:
@@ -839,8 +880,11 @@ class RegionCache:
             password=password, op_timeout=op_timeout, reconnect_on_timeout=reconnect_on_timeout,
             timeout_backoff=timeout_backoff, raise_on_timeout=raise_on_timeout,
             rr_host=rr_host, rr_port=rr_port, rr_password=rr_password, options=dict(kwargs),
-            statistics=bool(statistics),
+            statistics=bool(statistics), ignore_errors=bool(ignore_errors),
         )
+        if cache is not None and ignore_errors and not cache.ignore_errors:
+            raise TypeError("ignore_errors=True with cache=: set it on that cache "
+                            "(Cache(..., ignore_errors=True)), which the regions share")
         self._cache = cache
         self._redis = redis
         self._default: _Backend | None = None
@@ -859,10 +903,12 @@ class RegionCache:
         socket_timeout = DEFAULT_TIMEOUT if s["op_timeout"] is None else s["op_timeout"]
         if cache is None:
             if redis is not None:
-                cache = Cache(redis=redis, namespace=namespace)
+                cache = Cache(redis=redis, namespace=namespace,
+                              ignore_errors=s["ignore_errors"])
             else:
                 cache = Cache(s["host"], s["port"], s["db"], s["password"], socket_timeout,
-                              namespace=namespace, **options)
+                              namespace=namespace, ignore_errors=s["ignore_errors"],
+                              **options)
         read_client = None
         if s["rr_host"]:
             read_client = Client(s["rr_host"], s["rr_port"] or 6379, db=s["db"],
@@ -951,7 +997,8 @@ class RegionCache:
         ``REGION_CACHE_SERIALIZER``, ``REGION_CACHE_RR_URL`` or
         ``REGION_CACHE_RR_HOST``/``_PORT``/``_PASSWORD``,
         ``REGION_CACHE_REDIS_OPTIONS`` (dict of connection options),
-        ``REGION_CACHE_STATISTICS`` (bool, pyredcache's: see ``statistics``).
+        ``REGION_CACHE_STATISTICS`` and ``REGION_CACHE_IGNORE_ERRORS``
+        (bool, pyredcache's: see ``statistics`` and ``ignore_errors``).
         Raises ValueError for a malformed URL; nothing connects.
         """
         config = app.config
@@ -1000,6 +1047,8 @@ class RegionCache:
         s["options"].update(get("REGION_CACHE_REDIS_OPTIONS") or {})
         if get("REGION_CACHE_STATISTICS") is not None:
             s["statistics"] = bool(get("REGION_CACHE_STATISTICS"))
+        if get("REGION_CACHE_IGNORE_ERRORS") is not None:
+            s["ignore_errors"] = bool(get("REGION_CACHE_IGNORE_ERRORS"))
         if (cache is not None or redis is not None) and s["op_timeout"] is not None \
                 and s["op_timeout"] != self._settings["op_timeout"]:
             raise TypeError("REGION_CACHE_OP_TIMEOUT cannot apply to the cache= or redis= "
@@ -1363,7 +1412,10 @@ class RegionRegistry:
                 if not self.enabled:
                     return f(*args, **kwargs)
                 state = info.state()
-                return state.guard.call(state.builder(args, kwargs), f, args, kwargs)
+                key = state.builder(args, kwargs)
+                if state.cache.ignore_errors:
+                    return fail_open_call(state.guard, state.cache, key, f, args, kwargs)
+                return state.guard.call(key, f, args, kwargs)
 
             cached.__pyredcache_region__ = info  # type: ignore[attr-defined]
             cached._region = region  # type: ignore[attr-defined]  # retools' attributes

@@ -15,7 +15,8 @@ import weakref
 from typing import Any, Iterable, Sequence
 
 from .. import _compat
-from ..exceptions import ConnectionError
+from ..exceptions import ConnectionError, ResponseError
+from .breaker import CircuitBreaker
 from .urls import OPTIONS, options_doc, parse_url
 
 __all__ = ["Client", "CommandMethods", "multi_pipeline", "report_unreachable", "set_command"]
@@ -94,7 +95,8 @@ class Client(CommandMethods):
 
     ``Client(host='localhost', port=6379, *, unix_socket_path=None, db=0,
     username=None, password=None, socket_timeout=1.0,
-    socket_connect_timeout=1.0, busy_poll=None, max_idle_connections=64)``
+    socket_connect_timeout=1.0, busy_poll=None, max_idle_connections=64,
+    breaker_threshold=5, breaker_cooldown=2.0)``
 
     Commands go through a pool of core connections: each call takes one
     (or opens one), uses it, and puts it back, so a client is safe to share
@@ -114,6 +116,15 @@ class Client(CommandMethods):
     more and 0 (never spin) on one.  A connection whose spins keep ending
     empty (a distant server, blocking commands) stops spinning for its
     next 64 waits, then tries once more.  ``0`` turns it off.
+
+    A circuit breaker (:mod:`pyredcache.clients.breaker`) guards the
+    server: after ``breaker_threshold`` consecutive calls failed with
+    ConnectionError or TimeoutError (5 by default), calls raise
+    :class:`~pyredcache.exceptions.CircuitOpenError` at once, without
+    dialling, for ``breaker_cooldown`` seconds (2.0 by default); then one
+    call probes the server, and its success closes the breaker.  A dead
+    server thus costs each call microseconds, not a connect timeout.
+    ``breaker_threshold=0`` turns it off.  :meth:`health` shows its state.
 
     The options (the table :data:`~pyredcache.clients.urls.OPTIONS`, shared
     with :func:`~pyredcache.clients.urls.parse_url`
@@ -144,9 +155,18 @@ class Client(CommandMethods):
         socket_connect_timeout: float | None = OPTIONS["socket_connect_timeout"].default,
         busy_poll: int | None = OPTIONS["busy_poll"].default,
         max_idle_connections: int = OPTIONS["max_idle_connections"].default,
+        breaker_threshold: int = OPTIONS["breaker_threshold"].default,
+        breaker_cooldown: float = OPTIONS["breaker_cooldown"].default,
     ) -> None:
         if type(max_idle_connections) is not int or max_idle_connections < 1:
             raise ValueError("max_idle_connections must be an int >= 1")
+        if type(breaker_threshold) is not int or breaker_threshold < 0:
+            raise ValueError("breaker_threshold must be an int >= 0 (0: no breaker), got %r"
+                             % (breaker_threshold,))
+        if (isinstance(breaker_cooldown, bool) or not isinstance(breaker_cooldown, (int, float))
+                or not (0 < breaker_cooldown < math.inf)):
+            raise ValueError("breaker_cooldown must be a number of seconds > 0, got %r"
+                             % (breaker_cooldown,))
         self._core = _compat.core
         self._connection_class = self._core.Connection
         self.connection_kwargs: dict[str, Any] = dict(
@@ -163,6 +183,9 @@ class Client(CommandMethods):
         # Validate now (bad types and ranges raise here, not on first use).
         first = self._connection_class(**self.connection_kwargs)
         self._pool: collections.deque = collections.deque([first], maxlen=max_idle_connections)
+        self.breaker: CircuitBreaker | None = (
+            CircuitBreaker(self.address, breaker_threshold, float(breaker_cooldown))
+            if breaker_threshold else None)
 
     @property
     def address(self) -> str:
@@ -203,31 +226,84 @@ class Client(CommandMethods):
 
     # -- commands -----------------------------------------------------------------
 
+    # Each command: the breaker's check (one attribute read while it is
+    # closed and the server answers), the call, and its accounting.
+
     def execute_command(self, *args: Any) -> Any:
         """Run one command; return its reply (bytes, int, list or None)."""
+        breaker = self.breaker
+        if breaker is not None and breaker.open_until:
+            breaker.before()
         conn = self._acquire()
         try:
-            return conn.execute_command(*args)
+            reply = conn.execute_command(*args)
+        except BaseException as exc:
+            _account(breaker, exc)
+            raise
         finally:
             self._pool.append(conn)
+        if breaker is not None and breaker.failures:
+            breaker.success()
+        return reply
 
     def pipeline_execute(self, commands: Iterable[Sequence[Any]]) -> list:
         """Run many commands in one round trip; return their replies in
         order, error replies as ResponseError instances in their slots."""
+        breaker = self.breaker
+        if breaker is not None and breaker.open_until:
+            breaker.before()
         conn = self._acquire()
         try:
-            return conn.pipeline(commands)
+            replies = conn.pipeline(commands)
+        except BaseException as exc:
+            _account(breaker, exc)
+            raise
         finally:
             self._pool.append(conn)
+        if breaker is not None and breaker.failures:
+            breaker.success()
+        return replies
 
     def get(self, key: str | bytes) -> bytes | None:
         """GET: the value at key, or None (one call less than the
         generic method: the decorator's hit path)."""
+        breaker = self.breaker
+        if breaker is not None and breaker.open_until:
+            breaker.before()
         conn = self._acquire()
         try:
-            return conn.execute_command("GET", key)
+            reply = conn.execute_command("GET", key)
+        except BaseException as exc:
+            _account(breaker, exc)
+            raise
         finally:
             self._pool.append(conn)
+        if breaker is not None and breaker.failures:
+            breaker.success()
+        return reply
+
+    def health(self) -> dict[str, Any]:
+        """This server's state: ``{"address": str, "breaker": ...}`` with
+        the breaker's :meth:`~pyredcache.clients.breaker.CircuitBreaker.health`
+        (None when the breaker is off)."""
+        return {"address": self.address,
+                "breaker": self.breaker.health() if self.breaker is not None else None}
+
+
+def _account(breaker: CircuitBreaker | None, exc: BaseException) -> None:
+    """Tell the breaker how a call that raised exc went: a ConnectionError
+    is a failure; an error reply is an answer; anything else (a bad
+    argument, KeyboardInterrupt) says nothing of the server, but frees the
+    probe slot if this call was the probe."""
+    if breaker is None:
+        return
+    if isinstance(exc, ConnectionError):
+        breaker.failure(exc)
+    elif isinstance(exc, ResponseError):
+        if breaker.failures:
+            breaker.success()
+    elif breaker._probing:
+        breaker.abandon()
 
 
 Client.__doc__ = (Client.__doc__ or "").replace("{options}\n", options_doc(OPTIONS))
@@ -273,15 +349,41 @@ def multi_pipeline(jobs: Sequence[tuple["Client", Sequence[Sequence[Any]]]],
         return []
     if not all(isinstance(client, Client) for client, _ in jobs):
         return _mixed_multi_pipeline(jobs, timeout, max_concurrency)
-    conns = [client._acquire() for client, _ in jobs]
+    results: list = [None] * len(jobs)
+    live = []  # the jobs whose breaker lets them go
+    for i, (client, _) in enumerate(jobs):
+        breaker = client.breaker
+        if breaker is not None and breaker.open_until:
+            try:
+                breaker.before()
+            except ConnectionError as exc:
+                results[i] = exc
+                continue
+        live.append(i)
+    if not live:
+        return results
+    conns = [jobs[i][0]._acquire() for i in live]
     try:
-        return jobs[0][0]._core.multi_pipeline(
-            [(conn, commands) for conn, (_, commands) in zip(conns, jobs)],
+        replies = jobs[live[0]][0]._core.multi_pipeline(
+            [(conn, jobs[i][1]) for conn, i in zip(conns, live)],
             timeout, max_concurrency,
         )
+    except BaseException as exc:
+        for i in live:
+            _account(jobs[i][0].breaker, exc)
+        raise
     finally:
-        for conn, (client, _) in zip(conns, jobs):
-            client._release(conn)
+        for conn, i in zip(conns, live):
+            jobs[i][0]._release(conn)
+    for i, reply in zip(live, replies):
+        results[i] = reply
+        breaker = jobs[i][0].breaker
+        if breaker is not None:
+            if isinstance(reply, ConnectionError):
+                breaker.failure(reply)
+            elif breaker.failures:
+                breaker.success()
+    return results
 
 
 def _mixed_multi_pipeline(jobs: Sequence[tuple[Any, Sequence[Sequence[Any]]]],

@@ -322,6 +322,42 @@ class ShardedClient:
                 out[i] = value
         return out
 
+    def mget_partial(self, keys: Sequence[str | bytes]) -> tuple[list, list]:
+        """:meth:`mget` that keeps what the hosts that answered gave:
+        ``(values, failed)``, values in the order of keys with None for
+        each key of a host that could not be used, and ``failed`` the
+        ``(host name, ConnectionError)`` pairs of those hosts (empty when
+        all answered).  For a cache that fails open (``ignore_errors``):
+        one dead host costs its own keys, not all of them.  An error reply
+        raises as in :meth:`mget`."""
+        if not keys:
+            return [], []
+        groups = self.router.partition(keys)
+        names = list(groups)
+        results = multi_pipeline(
+            [(self.clients[name], [("MGET", *groups[name][1])]) for name in names],
+            self.poller_timeout, self.max_concurrency)
+        out: list = [None] * len(keys)
+        failed = []
+        for name, result in zip(names, results):
+            positions, ks = groups[name]
+            if isinstance(result, ConnectionError):
+                failed.append((name, result))
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            values = result[0]
+            if type(values) is not list or len(values) != len(positions):
+                if isinstance(values, ResponseError):
+                    raise values
+                exc = ReplyTypeError("MGET", ks[0], values,
+                                     "an array of %d bulk strings or nils" % len(ks))
+                exc.args = ("cache host %r: %s" % (name, exc),)
+                raise exc
+            for i, value in zip(positions, values):
+                out[i] = value
+        return out, failed
+
     def delete(self, *keys: str | bytes) -> int:
         """DEL over all hosts: how many of the keys existed."""
         if not keys:

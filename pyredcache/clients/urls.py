@@ -63,6 +63,14 @@ OPTIONS: dict[str, Option] = {
     "max_idle_connections": Option(
         64, "idle connections kept in the pool (int >= 1); the others are "
         "closed when returned.", int),
+    "breaker_threshold": Option(
+        5, "consecutive failures (ConnectionError, TimeoutError) after which "
+        "the server's circuit breaker opens (int >= 1), default 5; 0 turns the "
+        "breaker off.  See :mod:`pyredcache.clients.breaker`.", int),
+    "breaker_cooldown": Option(
+        2.0, "seconds an open circuit breaker refuses calls at once "
+        "(:class:`~pyredcache.exceptions.CircuitOpenError`) before it lets one "
+        "probe through (float > 0), default 2.0.", float),
 }
 
 
@@ -92,7 +100,8 @@ def parse_url(url: str) -> dict[str, Any]:
     Both may carry, in the query string, every option of :data:`OPTIONS`
     that a URL does not say elsewhere: ``db=N``, ``socket_timeout=S`` and
     ``socket_connect_timeout=S`` (seconds, float), ``busy_poll=US``
-    (microseconds) and ``max_idle_connections=N``; the same names are
+    (microseconds), ``max_idle_connections=N``, ``breaker_threshold=N`` and
+    ``breaker_cooldown=S`` (seconds); the same names are
     keywords of :class:`~pyredcache.Client` and :class:`~pyredcache.Cache`.  Options the
     URL does not give are left out of the result (so the keywords' defaults
     apply: 1.0 s for both timeouts).  User name and password are
