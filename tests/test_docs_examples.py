@@ -118,10 +118,7 @@ import doctest
 import functools
 import importlib
 import inspect
-import linecache
-import os
 import re
-import socket
 import sys
 import textwrap
 import urllib.parse
@@ -130,6 +127,10 @@ from typing import Any
 
 import pytest
 
+from examplesupport import (CONTAINERS, Server, apply_rewrite, argument, call_name,
+                            check_cluster_addressed, check_the_guard, checked_tree,
+                            cluster_hosts, compile_example, connections_to, constant_in,
+                            dict_index, find_keyword, set_items, set_unix_socket)
 from pyredcache import _compat
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -450,10 +451,18 @@ def _source_file(obj: Any) -> Path | None:
 
 
 def _file_label(path: Path | None, module: str) -> str:
-    """A source file relative to the repository, or the compiled module's
-    name when there is no source."""
+    """A source file of the package as ``pyredcache/...`` (wherever the
+    package is: the checkout, or an installed wheel's site-packages, as in
+    CI's test-installed stage), another file relative to the repository,
+    or the compiled module's name when there is no source."""
     if path is None:
         return module
+    import pyredcache
+    package = Path(pyredcache.__file__).resolve().parent
+    try:
+        return "pyredcache/" + path.relative_to(package).as_posix()
+    except ValueError:
+        pass
     try:
         return path.relative_to(ROOT).as_posix()
     except ValueError:
@@ -1439,16 +1448,6 @@ GROUP_OF: dict[str, Group] = {b: g for g in GROUPS for b in g.blocks}
 
 
 @dataclasses.dataclass(frozen=True)
-class Server:
-    host: str
-    port: int
-    unix: str
-
-    def url(self, db: int = 0) -> str:
-        return "redis://%s:%d/%d" % (self.host, self.port, db)
-
-
-@dataclasses.dataclass(frozen=True)
 class Servers:
     """The private servers the examples are pointed at."""
 
@@ -1471,32 +1470,9 @@ class Servers:
                                   "server stands for it (Servers.for_host)" % host)
 
 
-def _callee(node: ast.Call) -> str | None:
-    if isinstance(node.func, ast.Name):
-        return node.func.id
-    if isinstance(node.func, ast.Attribute):
-        return node.func.attr
-    return None
-
-
-def _keyword(node: ast.Call, name: str) -> ast.keyword | None:
-    for k in node.keywords:
-        if k.arg == name:
-            return k
-    return None
-
-
-def _dict_get(d: ast.Dict, name: str) -> int | None:
-    for i, k in enumerate(d.keys):
-        if isinstance(k, ast.Constant) and k.value == name:
-            return i
-    return None
-
-
 _URL = re.compile(r"^(redis|rediss|unix)://")
 _CLIENTS = {"Cache", "Client"}  # take host, port (positions 0, 1) and unix_socket_path
 _MASTERS = {"Redlock", "NextId", "NextID", "synchronize"}
-_CONTAINERS = {"RedisDict", "RedisSet", "RedisList", "RedisDeque", "RedisCounter"}
 
 
 class Rewrite(ast.NodeTransformer):
@@ -1528,8 +1504,8 @@ class Rewrite(ast.NodeTransformer):
 
     def visit_Call(self, node: ast.Call) -> ast.Call:
         self.generic_visit(node)
-        name = _callee(node)
-        if name in _CLIENTS and _keyword(node, "redis") is None:
+        name = call_name(node)
+        if name in _CLIENTS and find_keyword(node, "redis") is None:
             self._host_port(node)
         elif name == "CacheCluster":
             self._cluster(node)
@@ -1543,9 +1519,9 @@ class Rewrite(ast.NodeTransformer):
         if len(node.args) > position:
             old = node.args[position]
             node.args[position] = ast.Constant(value)
-        elif _keyword(node, name) is not None:
-            old = _keyword(node, name).value  # type: ignore[union-attr]
-            _keyword(node, name).value = ast.Constant(value)  # type: ignore[union-attr]
+        elif find_keyword(node, name) is not None:
+            old = find_keyword(node, name).value  # type: ignore[union-attr]
+            find_keyword(node, name).value = ast.Constant(value)  # type: ignore[union-attr]
         else:
             old = ast.Constant(default)
             node.keywords.append(ast.keyword(name, ast.Constant(value)))
@@ -1556,53 +1532,31 @@ class Rewrite(ast.NodeTransformer):
         host = self._set(node, 0, "host", self.s.main.host, "localhost")
         port = self._set(node, 1, "port", self.s.main.port, 6379)
         self.named.append((host, port))
-        path = _keyword(node, "unix_socket_path")
-        if path is not None:
-            path.value = ast.Constant(self.s.main.unix)
-        options = _keyword(node, "redis_options")
-        if options is not None:
-            if not isinstance(options.value, ast.Dict):
-                raise NotImplementedError("redis_options that is not a dict literal")
-            i = _dict_get(options.value, "unix_socket_path")
-            if i is not None:
-                options.value.values[i] = ast.Constant(self.s.main.unix)
+        set_unix_socket(node, self.s.main.unix)
 
     def _region_cache(self, node: ast.Call) -> None:
         """region_cache's ``host``/``port`` (positions 2, 3) and its read
         replica's ``rr_host``/``rr_port`` (10, 11), when the call names
         them; a RegionCache given none is left as it is (and refused)."""
-        if _keyword(node, "cache") is not None or _keyword(node, "redis") is not None:
+        if find_keyword(node, "cache") is not None or find_keyword(node, "redis") is not None:
             return
         for host_at, host, port_at, port in ((2, "host", 3, "port"),
                                              (10, "rr_host", 11, "rr_port")):
-            if len(node.args) > host_at or _keyword(node, host) is not None or (
-                    len(node.args) > port_at or _keyword(node, port) is not None):
+            if len(node.args) > host_at or find_keyword(node, host) is not None or (
+                    len(node.args) > port_at or find_keyword(node, port) is not None):
                 old_host = self._set(node, host_at, host, self.s.main.host, "localhost")
                 old_port = self._set(node, port_at, port, self.s.main.port, 6379)
                 self.named.append((old_host, old_port))
 
     def _cluster(self, node: ast.Call) -> None:
-        hosts = node.args[0] if node.args else getattr(_keyword(node, "hosts"), "value", None)
-        if not isinstance(hosts, ast.Dict) or len(hosts.values) > len(self.s.shards):
-            raise NotImplementedError("CacheCluster hosts that are not a dict literal of "
-                                      "at most %d hosts" % len(self.s.shards))
-        for config, shard in zip(hosts.values, self.s.shards):
-            if not isinstance(config, ast.Dict):
-                raise NotImplementedError("a CacheCluster host that is not a dict literal")
-            if _dict_get(config, "unix_socket_path") is not None:
-                wanted: dict[str, Any] = {"unix_socket_path": shard.unix}
+        for config, shard in zip(cluster_hosts(node, len(self.s.shards)), self.s.shards):
+            if dict_index(config, "unix_socket_path") is not None:
+                set_items(config, {"unix_socket_path": shard.unix})
             else:
-                wanted = {"host": shard.host, "port": shard.port}
                 old = {k: config.values[i].value for k in ("host", "port")  # type: ignore[attr-defined]
-                       if (i := _dict_get(config, k)) is not None}
+                       if (i := dict_index(config, k)) is not None}
                 self.named.append((old.get("host", "localhost"), old.get("port", 6379)))
-            for name, value in wanted.items():
-                i = _dict_get(config, name)
-                if i is None:
-                    config.keys.append(ast.Constant(name))
-                    config.values.append(ast.Constant(value))
-                else:
-                    config.values[i] = ast.Constant(value)
+                set_items(config, {"host": shard.host, "port": shard.port})
         self.changed = True
 
 
@@ -1614,15 +1568,8 @@ def rewrite(source: str, servers: Servers) -> str:
 
 
 def _rewrite(source: str, servers: Servers) -> tuple[str, list]:
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return source, []
     r = Rewrite(servers)
-    tree = r.visit(tree)
-    if not r.changed:
-        return source, r.named
-    return ast.unparse(ast.fix_missing_locations(tree)) + "\n", r.named
+    return apply_rewrite(source, r), r.named
 
 
 _FOREIGN_TEXT = re.compile(r"localhost|redis-host|/run/redis|\b(%s)\b"
@@ -1634,18 +1581,12 @@ def check_addresses(source: str, servers: Servers) -> None:
     server's: no foreign host, port or socket path in its text, every URL
     literal private, and every call that connects addressed explicitly.
     Written apart from :class:`Rewrite`, to catch what it would miss."""
-    found = _FOREIGN_TEXT.search(source)
-    assert found is None, "a foreign address (%r) is left in:\n%s" % (found.group(), source)
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
+    tree = checked_tree(source, _FOREIGN_TEXT)
+    if tree is None:
         return  # runs nothing
     hosts = {s.host for s in servers.all}
     ports = {s.port for s in servers.all}
     paths = {s.unix for s in servers.all}
-
-    def private(node: ast.AST | None, allowed: set) -> bool:
-        return isinstance(node, ast.Constant) and node.value in allowed
 
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -1660,90 +1601,43 @@ def check_addresses(source: str, servers: Servers) -> None:
                 assert node.value in paths, "foreign socket %r in:\n%s" % (node.value, source)
         if not isinstance(node, ast.Call):
             continue
-        name = _callee(node)
+        name = call_name(node)
         where = "%s(...) in:\n%s" % (name, source)
         if name == "from_url":
             arg = node.args[0] if node.args else None
             # a literal (checked above) or an EmbeddedRedis's .url
             assert isinstance(arg, ast.Constant) or (
                 isinstance(arg, ast.Attribute) and arg.attr == "url"), "unaddressed " + where
-        elif name in _CLIENTS and _keyword(node, "redis") is None:
-            host = node.args[0] if node.args else getattr(_keyword(node, "host"), "value", None)
-            port = (node.args[1] if len(node.args) > 1
-                    else getattr(_keyword(node, "port"), "value", None))
-            assert private(host, hosts) and private(port, ports), "unaddressed " + where
+        elif name in _CLIENTS and find_keyword(node, "redis") is None:
+            host, port = argument(node, 0, "host"), argument(node, 1, "port")
+            assert constant_in(host, hosts) and constant_in(port, ports), "unaddressed " + where
         elif name == "CacheCluster":
-            hosts_node = node.args[0] if node.args else getattr(_keyword(node, "hosts"),
-                                                                "value", None)
-            assert isinstance(hosts_node, ast.Dict), "unaddressed " + where
-            for config in hosts_node.values:
-                assert isinstance(config, ast.Dict), "unaddressed " + where
-                path = _dict_get(config, "unix_socket_path")
-                if path is not None:
-                    assert private(config.values[path], paths), "unaddressed " + where
-                    continue
-                host, port = _dict_get(config, "host"), _dict_get(config, "port")
-                assert host is not None and port is not None, "unaddressed " + where
-                assert private(config.values[host], hosts), "unaddressed " + where
-                assert private(config.values[port], ports), "unaddressed " + where
+            check_cluster_addressed(node, hosts, ports, paths, where)
         elif name in _MASTERS:
-            assert _keyword(node, "masters") is not None, "unaddressed " + where
-        elif name in _CONTAINERS:
-            assert _keyword(node, "redis") is not None, "unaddressed " + where
+            assert find_keyword(node, "masters") is not None, "unaddressed " + where
+        elif name in CONTAINERS:
+            assert find_keyword(node, "redis") is not None, "unaddressed " + where
         elif name == "Lock":
-            assert len(node.args) > 3 or _keyword(node, "redis") is not None, \
+            assert len(node.args) > 3 or find_keyword(node, "redis") is not None, \
                 "unaddressed " + where
         elif name == "RegionCache":
-            if _keyword(node, "cache") is not None or _keyword(node, "redis") is not None:
+            if find_keyword(node, "cache") is not None or find_keyword(node, "redis") is not None:
                 continue
-            host = node.args[2] if len(node.args) > 2 else getattr(_keyword(node, "host"),
-                                                                   "value", None)
-            port = node.args[3] if len(node.args) > 3 else getattr(_keyword(node, "port"),
-                                                                   "value", None)
-            assert private(host, hosts) and private(port, ports), "unaddressed " + where
-            if len(node.args) > 10 or _keyword(node, "rr_host") is not None:
-                rr_host = (node.args[10] if len(node.args) > 10
-                           else getattr(_keyword(node, "rr_host"), "value", None))
-                rr_port = (node.args[11] if len(node.args) > 11
-                           else getattr(_keyword(node, "rr_port"), "value", None))
-                assert private(rr_host, hosts) and private(rr_port, ports), \
+            host, port = argument(node, 2, "host"), argument(node, 3, "port")
+            assert constant_in(host, hosts) and constant_in(port, ports), "unaddressed " + where
+            if len(node.args) > 10 or find_keyword(node, "rr_host") is not None:
+                rr_host, rr_port = argument(node, 10, "rr_host"), argument(node, 11, "rr_port")
+                assert constant_in(rr_host, hosts) and constant_in(rr_port, ports), \
                     "unaddressed " + where
 
 
 def foreign_connections(foreign: frozenset[int] | set[int] = FOREIGN_PORTS) -> list[int]:
     """Remote ports in ``foreign`` of this process's TCP sockets, from
     /proc (the C core's hiredis sockets are seen too)."""
-    inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(os.path.join("/proc/self/fd", fd))
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:["):-1])
-    ports = []
-    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
-        try:
-            with open(table) as f:
-                rows = f.read().splitlines()[1:]
-        except FileNotFoundError:
-            continue
-        for row in rows:
-            fields = row.split()
-            if len(fields) > 9 and fields[9] in inodes:
-                port = int(fields[2].rsplit(":", 1)[1], 16)
-                if port in foreign:
-                    ports.append(port)
-    return ports
+    return connections_to(foreign)
 
 
 # -- running -------------------------------------------------------------------------------
-
-
-def _compile(label: str, code: str) -> Any:
-    filename = "<%s>" % label
-    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-    return compile(code, filename, "exec")
 
 
 def _checked(label: str, code: str, servers: Servers) -> None:
@@ -1759,7 +1653,7 @@ def run_python(label: str, source: str, globs: dict, servers: Servers) -> None:
     foreign port may be open."""
     code = rewrite(source, servers)
     _checked(label, code, servers)
-    exec(_compile(label, code), globs)
+    exec(compile_example(label, code), globs)
     ports = foreign_connections()
     assert not ports, "%s connected to port(s) %s" % (label, ports)
 
@@ -1790,11 +1684,8 @@ def run_block(block: Block, globs: dict, servers: Servers) -> None:
 
 
 def _servers(redis_server: Any, shards: Any, masters: Any) -> Servers:
-    def server(s: Any) -> Server:
-        return Server(s.host, s.port, s.unix_socket_path)
-
-    return Servers(server(redis_server), tuple(server(s) for s in shards),
-                   tuple(server(s) for s in masters))
+    return Servers(Server.of(redis_server), tuple(Server.of(s) for s in shards),
+                   tuple(Server.of(s) for s in masters))
 
 
 @pytest.mark.parametrize("group", GROUPS, ids=[g.name for g in GROUPS])
@@ -2295,14 +2186,4 @@ def test_foreign_connections_sees_a_connection_to_a_foreign_port() -> None:
     """The runtime guard works: a socket connected to a port of the set is
     seen, and no longer once closed.  (6379 itself must not be touched: a
     free port stands in for it.)"""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        port = listener.getsockname()[1]
-        assert foreign_connections({port}) == []
-        client = socket.create_connection(("127.0.0.1", port))
-        try:
-            assert foreign_connections({port}) == [port]
-        finally:
-            client.close()
-        assert foreign_connections({port}) == []
+    check_the_guard(foreign_connections)

@@ -26,6 +26,7 @@ import fakeredis
 import pytest
 import redis as redis_py
 
+from examplesupport import connections_to
 from pyredcache import Cache, CacheCluster, Client
 from pyredcache import managers
 from pyredcache.exceptions import (
@@ -73,27 +74,6 @@ def run_py(code: str, env: dict | None = None, timeout: float = 60) -> str:
                          capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, out.stderr
     return out.stdout
-
-
-def foreign_connections(port: int = 6379) -> list[int]:
-    """This process's TCP sockets whose remote port is ``port`` (Linux
-    /proc; the core's sockets are seen too)."""
-    inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(os.path.join("/proc/self/fd", fd))
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:["):-1])
-    found = []
-    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
-        with open(table) as f:
-            for row in f.read().splitlines()[1:]:
-                fields = row.split()
-                if fields[9] in inodes and int(fields[2].rsplit(":", 1)[1], 16) == port:
-                    found.append(port)
-    return found
 
 
 # -- redcache's README, run as written ------------------------------------------------
@@ -191,7 +171,7 @@ def test_readme_examples(impl, redis_server, redis_url, monkeypatch):
     assert client.get("/something/").get_json() == first.get_json()
     checker.delete(key)  # the entry is gone: loaded again
     assert client.get("/something/").get_json() == {"data": {"answer": 0}}
-    assert foreign_connections() == []
+    assert connections_to({6379}) == []
 
 
 # -- connections: what is accepted, and when it connects -------------------------------
@@ -224,7 +204,7 @@ def test_use_connection_without_argument_nor_redis_url_is_localhost_6379(impl):
     conn = get_current_connection()
     assert conn.address == "localhost:6379"
     assert conn.connection_kwargs["db"] == 0
-    assert foreign_connections() == []
+    assert connections_to({6379}) == []
 
 
 def test_nothing_connects_before_the_first_command(impl, server, monkeypatch):

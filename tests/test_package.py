@@ -291,7 +291,8 @@ def test_sdist_holds_every_file_of_the_checkout_and_nothing_else(built) -> None:
     # what building the C core and running the shipped tests need
     for needed in ("setup.py", "pyproject.toml", "MANIFEST.in", "Makefile", "LICENSE",
                    "README.rst", "csrc/module.h", "csrc/module.c", "tests/conftest.py",
-                   "tests/fakeserver.py", "tests/leakcheck.py", ".ci/run"):
+                   "tests/fakeserver.py", "tests/leakcheck.py", "tests/examplesupport.py",
+                   ".ci/run"):
         assert needed in members, needed
 
 

@@ -80,10 +80,8 @@ import ast
 import dataclasses
 import doctest
 import importlib
-import linecache
 import os
 import re
-import socket
 import textwrap
 import threading
 import time
@@ -94,6 +92,10 @@ from typing import Any, Callable
 import pytest
 
 from conftest import FakeClock
+from examplesupport import (CONTAINERS, Server, apply_rewrite, argument, call_name,
+                            check_cluster_addressed, check_the_guard, checked_tree,
+                            cluster_hosts, compile_example, connections_to, constant_in,
+                            dict_index, find_keyword, set_items, set_unix_socket)
 import pyredcache.timer
 
 REFERENCE = Path(__file__).resolve().parent / "reference"
@@ -416,13 +418,6 @@ GROUP_OF: dict[str, Group] = {b: g for g in GROUPS for b in g.blocks}
 
 
 @dataclasses.dataclass(frozen=True)
-class Server:
-    host: str
-    port: int
-    unix: str
-
-
-@dataclasses.dataclass(frozen=True)
 class Addresses:
     """The private servers the examples are pointed at."""
 
@@ -430,7 +425,7 @@ class Addresses:
     shards: tuple[Server, ...]
 
     def url(self, db: int = 0) -> str:
-        return "redis://%s:%d/%d" % (self.main.host, self.main.port, db)
+        return self.main.url(db)
 
     @property
     def servers(self) -> tuple[Server, ...]:
@@ -439,29 +434,6 @@ class Addresses:
 
 _CACHES = {"Cache", "Redis", "StrictRedis"}
 _MASTERS = {"Redlock", "NextId", "synchronize"}
-_CONTAINERS = {"RedisDict", "RedisSet", "RedisList", "RedisDeque", "RedisCounter"}
-
-
-def _callee(node: ast.Call) -> str | None:
-    if isinstance(node.func, ast.Name):
-        return node.func.id
-    if isinstance(node.func, ast.Attribute):
-        return node.func.attr
-    return None
-
-
-def _keyword(node: ast.Call, name: str) -> ast.keyword | None:
-    for k in node.keywords:
-        if k.arg == name:
-            return k
-    return None
-
-
-def _dict_get(d: ast.Dict, name: str) -> int | None:
-    for i, k in enumerate(d.keys):
-        if isinstance(k, ast.Constant) and k.value == name:
-            return i
-    return None
 
 
 class Rewrite(ast.NodeTransformer):
@@ -491,17 +463,17 @@ class Rewrite(ast.NodeTransformer):
 
     def visit_Call(self, node: ast.Call) -> ast.Call:
         self.generic_visit(node)
-        name = _callee(node)
+        name = call_name(node)
         if name == "from_url":
             self._url(node)
         elif name in _CACHES and isinstance(node.func, ast.Name):
             self._host_port(node)
         elif name == "CacheCluster":
             self._cluster(node)
-        elif name in _MASTERS and _keyword(node, "masters") is None:
+        elif name in _MASTERS and find_keyword(node, "masters") is None:
             node.keywords.append(ast.keyword("masters", ast.List([ast.Constant(self.a.url())])))
             self.changed = True
-        elif name in _CONTAINERS and _keyword(node, "redis") is None:
+        elif name in CONTAINERS and find_keyword(node, "redis") is None:
             node.keywords.append(ast.keyword("redis", ast.Constant(self.a.url())))
             self.changed = True
         return node
@@ -509,50 +481,26 @@ class Rewrite(ast.NodeTransformer):
     def _set(self, node: ast.Call, position: int, name: str, value: Any) -> None:
         if len(node.args) > position:
             node.args[position] = ast.Constant(value)
-        elif _keyword(node, name) is not None:
-            _keyword(node, name).value = ast.Constant(value)  # type: ignore[union-attr]
+        elif find_keyword(node, name) is not None:
+            find_keyword(node, name).value = ast.Constant(value)  # type: ignore[union-attr]
         else:
             node.keywords.append(ast.keyword(name, ast.Constant(value)))
         self.changed = True
 
     def _host_port(self, node: ast.Call) -> None:
-        if _keyword(node, "redis") is not None:
+        if find_keyword(node, "redis") is not None:
             return
         main = self.a.main
         self._set(node, 0, "host", main.host)
         self._set(node, 1, "port", main.port)
-        path = _keyword(node, "unix_socket_path")
-        if path is not None:
-            path.value = ast.Constant(main.unix)
-        options = _keyword(node, "redis_options")
-        if options is not None:
-            if not isinstance(options.value, ast.Dict):
-                raise NotImplementedError("redis_options that is not a dict literal")
-            i = _dict_get(options.value, "unix_socket_path")
-            if i is not None:
-                options.value.values[i] = ast.Constant(main.unix)
+        set_unix_socket(node, main.unix)
 
     def _cluster(self, node: ast.Call) -> None:
-        hosts = node.args[0] if node.args else getattr(_keyword(node, "hosts"), "value", None)
-        if not isinstance(hosts, ast.Dict) or len(hosts.values) > len(self.a.shards):
-            raise NotImplementedError("CacheCluster hosts that are not a dict literal of "
-                                      "at most %d hosts" % len(self.a.shards))
-        for config, shard in zip(hosts.values, self.a.shards):
-            if not isinstance(config, ast.Dict):
-                raise NotImplementedError("a CacheCluster host that is not a dict literal")
-            wanted: dict[str, Any] = {}
-            if _dict_get(config, "unix_socket_path") is not None:
-                wanted["unix_socket_path"] = shard.unix
+        for config, shard in zip(cluster_hosts(node, len(self.a.shards)), self.a.shards):
+            if dict_index(config, "unix_socket_path") is not None:
+                set_items(config, {"unix_socket_path": shard.unix})
             else:
-                wanted["host"] = shard.host
-                wanted["port"] = shard.port
-            for name, value in wanted.items():
-                i = _dict_get(config, name)
-                if i is None:
-                    config.keys.append(ast.Constant(name))
-                    config.values.append(ast.Constant(value))
-                else:
-                    config.values[i] = ast.Constant(value)
+                set_items(config, {"host": shard.host, "port": shard.port})
         self.changed = True
 
     def _url(self, node: ast.Call) -> None:
@@ -567,15 +515,7 @@ def rewrite(source: str, addresses: Addresses) -> str:
     """source with the imports and addresses rewritten; unchanged (same
     text, comments kept) when there is nothing to rewrite or it does not
     parse (the error is then the example's own)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return source
-    r = Rewrite(addresses)
-    tree = r.visit(tree)
-    if not r.changed:
-        return source
-    return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+    return apply_rewrite(source, Rewrite(addresses))
 
 
 _FOREIGN_TEXT = re.compile(r"localhost|\b6[3-6]79\b|redis-?host|/tmp/redis\.sock|http://")
@@ -587,63 +527,45 @@ def check_addresses(source: str, addresses: Addresses) -> None:
     call that connects (a cache, a cluster, a client, a lock, an id
     sequence, a container) given a private address explicitly.  Written
     apart from :class:`Rewrite`, to catch what it would miss."""
-    found = _FOREIGN_TEXT.search(source)
-    assert found is None, "a foreign address (%r) is left in:\n%s" % (found.group(), source)
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
+    tree = checked_tree(source, _FOREIGN_TEXT)
+    if tree is None:
         return  # runs nothing
     hosts = {s.host for s in addresses.servers}
     ports = {s.port for s in addresses.servers}
     paths = {s.unix for s in addresses.servers}
     urls = {addresses.url(db) for db in range(16)}
 
-    def private(node: ast.AST | None, allowed: set) -> bool:
-        return isinstance(node, ast.Constant) and node.value in allowed
-
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
-        name = _callee(node)
+        name = call_name(node)
         where = "%s(...) in:\n%s" % (name, source)
         if name == "from_url":
-            assert node.args and private(node.args[0], urls), "unaddressed " + where
+            assert node.args and constant_in(node.args[0], urls), "unaddressed " + where
         elif name in _CACHES and isinstance(node.func, ast.Name):
-            if _keyword(node, "redis") is not None:
+            if find_keyword(node, "redis") is not None:
                 continue
-            host = node.args[0] if node.args else getattr(_keyword(node, "host"), "value", None)
-            port = (node.args[1] if len(node.args) > 1
-                    else getattr(_keyword(node, "port"), "value", None))
-            assert private(host, hosts) and private(port, ports), "unaddressed " + where
+            host, port = argument(node, 0, "host"), argument(node, 1, "port")
+            assert constant_in(host, hosts) and constant_in(port, ports), "unaddressed " + where
             for k in node.keywords:
                 if k.arg == "unix_socket_path":
-                    assert private(k.value, paths), "unaddressed " + where
+                    assert constant_in(k.value, paths), "unaddressed " + where
                 if k.arg == "redis_options" and isinstance(k.value, ast.Dict):
-                    i = _dict_get(k.value, "unix_socket_path")
-                    assert i is None or private(k.value.values[i], paths), "unaddressed " + where
+                    i = dict_index(k.value, "unix_socket_path")
+                    assert i is None or constant_in(k.value.values[i], paths), \
+                        "unaddressed " + where
         elif name == "CacheCluster":
-            hosts_node = node.args[0] if node.args else _keyword(node, "hosts").value  # type: ignore[union-attr]
-            assert isinstance(hosts_node, ast.Dict), "unaddressed " + where
-            for config in hosts_node.values:
-                assert isinstance(config, ast.Dict), "unaddressed " + where
-                path = _dict_get(config, "unix_socket_path")
-                if path is not None:
-                    assert private(config.values[path], paths), "unaddressed " + where
-                    continue
-                host, port = _dict_get(config, "host"), _dict_get(config, "port")
-                assert host is not None and port is not None, "unaddressed " + where
-                assert private(config.values[host], hosts), "unaddressed " + where
-                assert private(config.values[port], ports), "unaddressed " + where
+            check_cluster_addressed(node, hosts, ports, paths, where)
         elif name in _MASTERS:
-            masters = _keyword(node, "masters")
+            masters = find_keyword(node, "masters")
             assert masters is not None, "unaddressed " + where
             if isinstance(masters.value, (ast.List, ast.Set, ast.Tuple)):
                 for m in masters.value.elts:
-                    assert isinstance(m, ast.Name) or private(m, urls), "unaddressed " + where
-        elif name in _CONTAINERS:
-            client = _keyword(node, "redis")
+                    assert isinstance(m, ast.Name) or constant_in(m, urls), "unaddressed " + where
+        elif name in CONTAINERS:
+            client = find_keyword(node, "redis")
             assert client is not None, "unaddressed " + where
-            assert isinstance(client.value, ast.Name) or private(client.value, urls), \
+            assert isinstance(client.value, ast.Name) or constant_in(client.value, urls), \
                 "unaddressed " + where
 
 
@@ -651,31 +573,9 @@ def foreign_connections(foreign: frozenset[int] | set[int] = FOREIGN_PORTS) -> l
     """Remote ports in ``foreign`` of this process's TCP sockets (from
     /proc: the C core's hiredis sockets are seen too).  Empty where there
     is no /proc: the static checks of check_addresses still hold there."""
-    fd_dir = "/proc/self/fd"
-    if not os.path.isdir(fd_dir):
+    if not os.path.isdir("/proc/self/fd"):
         return []
-    inodes = set()
-    for fd in os.listdir(fd_dir):
-        try:
-            target = os.readlink(os.path.join(fd_dir, fd))
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:["):-1])
-    ports = []
-    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
-        try:
-            with open(table) as f:
-                rows = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            fields = row.split()
-            if len(fields) > 9 and fields[9] in inodes:
-                port = int(fields[2].rsplit(":", 1)[1], 16)
-                if port in foreign:
-                    ports.append(port)
-    return ports
+    return connections_to(foreign)
 
 
 # -- running ---------------------------------------------------------------------------
@@ -716,9 +616,7 @@ def run_doctest(block: Block, globs: dict, addresses: Addresses | None) -> list:
 def run_python(block_id: str, source: str, globs: dict, addresses: Addresses) -> None:
     code = rewrite(source, addresses)
     check_addresses(code, addresses)
-    filename = "<%s>" % block_id
-    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-    exec(compile(code, filename, "exec"), globs)
+    exec(compile_example(block_id, code), globs)
 
 
 def run_block(block: Block, globs: dict, addresses: Addresses) -> None:
@@ -800,10 +698,7 @@ CASES = [_case(b) for g in GROUPS for b in g.blocks]
 
 @pytest.fixture
 def addresses(redis_server, shards) -> Addresses:
-    return Addresses(
-        Server(redis_server.host, redis_server.port, redis_server.unix_socket_path),
-        tuple(Server(s.host, s.port, s.unix_socket_path) for s in shards),
-    )
+    return Addresses(Server.of(redis_server), tuple(Server.of(s) for s in shards))
 
 
 @pytest.mark.parametrize("block_id", CASES)
@@ -994,14 +889,4 @@ def test_foreign_connections_sees_a_connection_to_a_foreign_port() -> None:
     machine, and must not be touched: a free port stands in for it.)"""
     if not os.path.isdir("/proc/self/fd"):
         pytest.fail("the runtime guard needs /proc (Linux)")
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        port = listener.getsockname()[1]
-        assert foreign_connections({port}) == []
-        client = socket.create_connection(("127.0.0.1", port))
-        try:
-            assert foreign_connections({port}) == [port]
-        finally:
-            client.close()
-        assert foreign_connections({port}) == []
+    check_the_guard(foreign_connections)
