@@ -311,15 +311,7 @@ class ShardedClient:
         out: list = [None] * len(keys)
         for name, (positions, ks) in groups.items():
             values = replies[name][0]
-            if type(values) is not list or len(values) != len(positions):  # once a host
-                if isinstance(values, ResponseError):
-                    raise values
-                exc = ReplyTypeError("MGET", ks[0], values,
-                                     "an array of %d bulk strings or nils" % len(ks))
-                exc.args = ("cache host %r: %s" % (name, exc),)
-                raise exc
-            for i, value in zip(positions, values):
-                out[i] = value
+            _place_mget_reply(out, name, positions, ks, values)
         return out
 
     def mget_partial(self, keys: Sequence[str | bytes]) -> tuple[list, list]:
@@ -346,16 +338,7 @@ class ShardedClient:
                 continue
             if isinstance(result, BaseException):
                 raise result
-            values = result[0]
-            if type(values) is not list or len(values) != len(positions):
-                if isinstance(values, ResponseError):
-                    raise values
-                exc = ReplyTypeError("MGET", ks[0], values,
-                                     "an array of %d bulk strings or nils" % len(ks))
-                exc.args = ("cache host %r: %s" % (name, exc),)
-                raise exc
-            for i, value in zip(positions, values):
-                out[i] = value
+            _place_mget_reply(out, name, positions, ks, result[0])
         return out, failed
 
     def delete(self, *keys: str | bytes) -> int:
@@ -417,3 +400,18 @@ class ShardedClient:
         for client in self.clients.values():
             client.close()
 
+
+def _place_mget_reply(out: list, name: Any, positions: Sequence[int], keys: Sequence[Any],
+                      values: Any) -> None:
+    """Put one host's MGET reply (values, for keys at positions of out)
+    into out; an error reply raises, and so does a reply that is not a
+    list of one value per key (ReplyTypeError naming the host)."""
+    if type(values) is not list or len(values) != len(positions):  # once a host
+        if isinstance(values, ResponseError):
+            raise values
+        exc = ReplyTypeError("MGET", keys[0], values,
+                             "an array of %d bulk strings or nils" % len(keys))
+        exc.args = ("cache host %r: %s" % (name, exc),)
+        raise exc
+    for i, value in zip(positions, values):
+        out[i] = value
